@@ -1,0 +1,49 @@
+"""MaskFace setup.
+
+Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
+(add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app).
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+install_requires = [
+    "torch>=2.1",  # tensors, autograd, torch.distributed
+    "torchvision>=0.16",  # Mask R-CNN, ResNet/MobileNet FPN, RoIAlign, NMS
+    "numpy",  # array glue between OpenCV, pycocotools and torch
+    # The same OpenCV distribution mediapipe (extra "annotate") depends on, so one install never
+    # ends with two OpenCV wheels fighting over `cv2`; it also gives `--show` its HighGUI window.
+    "opencv-contrib-python",
+    "Pillow",  # palette PNG labels (class indices), EXIF orientation, CMYK/16-bit decoding
+    "pycocotools",  # COCO RLE masks and the reference bbox/segm AP
+    "PyYAML",  # configs: plain YAML plus our small _BASE_ / KEY VALUE layer, no framework
+    "tqdm",  # progress bars with rate and ETA in every long tool
+]
+
+extras = {
+    "annotate": ["mediapipe==0.10.14"],  # the last release whose wheel ships face mesh models
+    "train": ["tensorboard"],  # TensorBoard scalars next to the JSON-lines metrics log
+    "serve": ["flask>=2.3"],  # tools/serve.py web app and REST API
+}
+extras["dev"] = sorted(
+    set(extras["annotate"] + extras["train"] + extras["serve"])
+    | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
+)
+
+setup(
+    name="maskface",
+    version="0.1.0",
+    description="Face detection, segmentation and age/gender/emotion attributes on Mask R-CNN",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8") if (ROOT / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["maskface", "maskface.*"]),
+    package_data={"maskface": ["model_zoo/weights/*.pth", "model_zoo/*.json", "serving/static/*", "serving/templates/*"]},
+    include_package_data=True,
+    install_requires=install_requires,
+    extras_require=extras,
+    license="Apache-2.0",
+)
