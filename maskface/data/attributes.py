@@ -82,3 +82,7 @@ def normalize_age(value: object) -> Optional[float]:
         return None
     value = float(value)
     return value if AGE_RANGE[0] <= value <= AGE_RANGE[1] else None
+
+#: Adience age groups as (first, last) years, inclusive, youngest first; reported as "first-last".
+#: Ages in the gaps between groups go to the nearest group, a tie (3, 7, 35 years) to the younger.
+ADIENCE_GROUPS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))

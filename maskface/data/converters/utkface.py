@@ -1,0 +1,90 @@
+"""UTKFace aligned crops -> COCO faces with age and gender.
+
+Labels come from the file name ``[age]_[gender]_[race]_[datetime].jpg.chip.jpg``: age in years,
+gender ``0`` male / ``1`` female; race is not kept. Names that do not follow it (missing fields,
+gender other than 0/1, non-numeric or out-of-range age) are reported and skipped.
+
+The face is the whole aligned crop: its box covers the image and there is no mask. With
+``masks="auto"`` each crop is annotated by mediapipe (:mod:`.auto`): the largest face oval
+becomes the mask and its tight box the face box (crops where mediapipe finds no face stay
+box-only; counted in ``info["notes"]``). UTKFace has no identity labels, so splits are random.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Tuple
+
+from tqdm import tqdm
+
+from maskface.data.attributes import normalize_age
+from maskface.data.converters.auto import FaceOvalAnnotator, read_rgb
+from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images, polygons_area_bbox
+
+logger = logging.getLogger(__name__)
+
+UTK_GENDERS = {"0": "male", "1": "female"}
+AUTO_MASK_SCORE_THRESH = 0.3  # crops hold one face, so a lower detection score is still that face
+
+
+def parse_utkface_name(name: str) -> Tuple[float, str]:
+    """``(age in years, gender)`` from a UTKFace file name; ``ValueError`` says what is wrong."""
+    fields = name.split("_")
+    if len(fields) != 4:
+        raise ValueError(f"expected 4 fields age_gender_race_datetime, got {len(fields)}")
+    age = normalize_age(fields[0]) if fields[0].isdigit() else None
+    if age is None:
+        raise ValueError(f"age must be a whole number of years in [0, 120], got {fields[0]!r}")
+    if fields[1] not in UTK_GENDERS:
+        raise ValueError(f"gender must be 0 (male) or 1 (female), got {fields[1]!r}")
+    return age, UTK_GENDERS[fields[1]]
+
+
+def convert_utkface(
+    folder: PathLike,
+    masks: Optional[str] = None,
+    strict: bool = False,
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> dict:
+    """Convert a folder of UTKFace crops (e.g. ``crop_part1``; recursive).
+
+    Args:
+        folder: image folder; also the output's image root.
+        masks: ``None`` (box-only) or ``"auto"`` (mediapipe face ovals, needs ``[annotate]``).
+        strict: raise at the first malformed name instead of skipping it.
+        limit: convert only the first ``limit`` images (sorted by path).
+        progress: show a progress bar.
+    """
+    if masks not in (None, "auto"):
+        raise ValueError(f"masks must be None or 'auto', got {masks!r}")
+    folder = Path(folder)
+    builder = CocoFacesBuilder("utkface", folder, strict, description="UTKFace crops (age, gender from file names)")
+    annotator = FaceOvalAnnotator(max_faces=1, score_thresh=AUTO_MASK_SCORE_THRESH) if masks == "auto" else None
+    try:
+        for path in tqdm(list_images(folder)[:limit], desc="utkface", unit="img", disable=not progress):
+            try:
+                age, gender = parse_utkface_name(path.name)
+            except ValueError as e:
+                builder.skip("malformed file name", str(path), str(e))
+                continue
+            try:
+                width, height = image_size(path)
+            except OSError as e:
+                builder.skip("unreadable image", str(path), str(e))
+                continue
+            image_id = builder.add_image(path, width, height)
+            attributes = {"age": age, "gender": gender}
+            faces = annotator(read_rgb(path)) if annotator else []
+            if faces:
+                area, bbox = polygons_area_bbox([faces[0]["polygon"]], height, width)
+                builder.add_face(image_id, bbox, [faces[0]["polygon"]], area, attributes=attributes)
+            else:
+                if annotator:
+                    builder.note("no face found by mediapipe (box-only)", str(path), "kept as a whole-crop box")
+                builder.add_face(image_id, [0, 0, width, height], attributes=attributes)
+    finally:
+        if annotator:
+            annotator.close()
+    return builder.to_coco(inputs=[folder], masks=masks or "none")

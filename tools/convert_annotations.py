@@ -1,0 +1,261 @@
+#!/usr/bin/env python
+"""Convert face annotations to the MaskFace COCO face format, and merge / split / inspect them.
+
+    python tools/convert_annotations.py KIND INPUT... -o OUT.json [options]
+
+Run ``python tools/convert_annotations.py KIND --help`` for the options of one KIND; the format
+and one command per public dataset are in datasets/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+# Allow `python tools/convert_annotations.py` from a checkout without `pip install -e .`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from maskface.data.converters.auto import convert_auto  # noqa: E402
+from maskface.data.converters.celebamask import convert_celebamask  # noqa: E402
+from maskface.data.converters.common import ConversionError, write_coco  # noqa: E402
+from maskface.data.converters.cvat import convert_cvat  # noqa: E402
+from maskface.data.converters.fer2013 import USAGES, convert_fer2013_csv, convert_fer2013_folders  # noqa: E402
+from maskface.data.converters.labelme import convert_labelme  # noqa: E402
+from maskface.data.converters.lfw_parts import convert_lfw_parts  # noqa: E402
+from maskface.data.converters.ops import compute_stats, format_stats, load_coco, merge_coco, split_coco  # noqa: E402
+from maskface.data.converters.to_labelme import coco_to_labelme  # noqa: E402
+from maskface.data.converters.utkface import convert_utkface  # noqa: E402
+from maskface.data.converters.wider import convert_wider  # noqa: E402
+from maskface.utils.io import save_json  # noqa: E402
+
+EXAMPLES = """examples:
+  %(prog)s wider /data/wider_face --split val -o data_coco/wider_val.json
+  %(prog)s wider wider_face_val_bbx_gt.txt --image-root WIDER_val/images -o data_coco/wider_val.json
+  %(prog)s lfw-parts /data/lfw_parts -o data_coco/lfw_parts.json
+  %(prog)s celebamask /data/CelebAMask-HQ -o data_coco/celebamask_hq.json
+  %(prog)s utkface /data/utkface/crop_part1 -o data_coco/utkface.json
+  %(prog)s fer2013 /data/fer2013/train -o data_coco/fer2013_train.json
+  %(prog)s fer2013 /data/fer2013.csv --usage Training -o data_coco/fer2013_train.json
+  %(prog)s labelme my_labelme_folder -o data_coco/mine.json
+  %(prog)s cvat annotations.xml --image-root images/ -o data_coco/mine.json
+  %(prog)s auto photos/ --score-thresh 0.6 -o data_coco/photos_auto.json
+  %(prog)s to-labelme data_coco/photos_auto.json -o labelme_review/
+  %(prog)s merge data_coco/a.json data_coco/b.json -o data_coco/all.json
+  %(prog)s split data_coco/lfw_parts.json --val-fraction 0.15 --seed 0
+  %(prog)s stats data_coco/lfw_parts.json --json lfw_stats.json
+"""
+
+
+def _verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (e.g. boxes clipped to the image)")
+
+
+def _common(parser: argparse.ArgumentParser, output: str = "output COCO face JSON", converter: bool = True) -> None:
+    parser.add_argument("-o", "--output", required=True, help=output + " (written atomically)")
+    _verbose(parser)
+    if not converter:
+        return
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail at the first malformed record; default: report it (file + line/record), skip and count it",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="convert only the first N images (quick tries)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _kind(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"example:\n  python tools/convert_annotations.py {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convert_annotations.py",
+        description="Convert face annotations to the COCO face format (datasets/README.md), or merge, split "
+        "and summarise COCO face files. Outputs store an absolute top-level 'image_root' and file names "
+        "relative to it, so they load from anywhere. Inputs are never modified.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    min_component = dict(
+        type=float, default=0.002, help="drop mask components smaller than this fraction of the largest (0.002)"
+    )
+
+    p = _kind(sub, "wider", "WIDER FACE bbx_gt.txt (boxes + flags)", "wider /data/wider_face --split val -o wider.json")
+    p.add_argument("input", help="WIDER FACE root (WIDER_<split>/images + wider_face_split/), or a *_bbx_gt.txt")
+    p.add_argument("--split", default="val", help="split name when INPUT is the root: train, val (default: val)")
+    p.add_argument("--image-root", help="folder the gt file names are relative to (required when INPUT is a file)")
+    _common(p)
+
+    p = _kind(sub, "lfw-parts", "LFW Part Labels (face skin masks)", "lfw-parts /data/lfw_parts -o lfw_parts.json")
+    p.add_argument("input", help="folder holding lfw_funneled/ and parts_lfw_funneled_gt_images/")
+    p.add_argument("--min-component-fraction", **min_component)
+    _common(p)
+
+    p = _kind(sub, "celebamask", "CelebAMask-HQ face parsing", "celebamask /data/CelebAMask-HQ -o celebamask.json")
+    p.add_argument("input", help="folder with images/ + labels/, or CelebA-HQ-img/ + CelebAMask-HQ-mask-anno/")
+    p.add_argument("--layout", choices=("auto", "labels", "parts"), default="auto", help="INPUT layout (auto: detect)")
+    p.add_argument("--include-ears", action="store_true", help="count the ears as face (default: no)")
+    p.add_argument("--min-component-fraction", **min_component)
+    p.add_argument("--attributes-file", help="CelebAMask-HQ-attribute-anno.txt: gender from its 'Male' column")
+    _common(p)
+
+    p = _kind(sub, "utkface", "UTKFace crops (age, gender from names)", "utkface /data/utkface/crop_part1 -o utk.json")
+    p.add_argument("input", help="folder of [age]_[gender]_[race]_[datetime].jpg.chip.jpg crops")
+    p.add_argument(
+        "--masks",
+        choices=("none", "auto"),
+        default="none",
+        help="none: box = whole crop (default); auto: mediapipe face-oval masks (needs pip install -e .[annotate])",
+    )
+    _common(p)
+
+    p = _kind(sub, "fer2013", "FER2013 image folders or fer2013.csv", "fer2013 /data/fer2013/train -o fer.json")
+    p.add_argument("input", help="<root>/<split>/<emotion>/ or <root>/<emotion>/ image folders, or fer2013.csv")
+    p.add_argument("--split", nargs="+", help="folders: split folder names to convert (default: all)")
+    p.add_argument("--usage", nargs="+", choices=USAGES, help="CSV: keep only these Usage values (default: all)")
+    p.add_argument(
+        "--image-dir",
+        default="fer2013_images",
+        help="CSV: folder, relative to the output's folder, the PNGs are written to; existing ones are kept "
+        "(default: fer2013_images)",
+    )
+    _common(p)
+
+    p = _kind(sub, "labelme", "labelme JSON folders (polygons, rectangles)", "labelme my_labelme/ -o mine.json")
+    p.add_argument("input", nargs="+", help="folders of labelme JSON files (recursive)")
+    p.add_argument(
+        "--image-dir",
+        default="labelme_images",
+        help="where images embedded as imageData are written when imagePath is missing, relative to the "
+        "output's folder (default: labelme_images)",
+    )
+    _common(p)
+
+    p = _kind(sub, "cvat", "CVAT for images 1.1 XML", "cvat annotations.xml --image-root images/ -o mine.json")
+    p.add_argument("input", nargs="+", help="CVAT for images 1.1 XML file(s)")
+    p.add_argument("--image-root", required=True, help="folder the <image name=...> paths are relative to")
+    _common(p)
+
+    p = _kind(sub, "auto", "mediapipe face-oval polygons for an image folder", "auto photos/ -o photos_auto.json")
+    p.add_argument("input", help="image folder (recursive); the output's image root")
+    p.add_argument("--max-faces", type=int, default=10, help="at most this many faces per image (default: 10)")
+    p.add_argument("--score-thresh", type=float, default=0.5, help="minimum detection score in [0, 1] (default: 0.5)")
+    p.add_argument("--attributes-from", help="COCO face JSON to copy attributes from (same image, best box IoU)")
+    p.add_argument("--min-iou", type=float, default=0.3, help="minimum box IoU for --attributes-from (default: 0.3)")
+    _common(p)
+
+    p = _kind(sub, "to-labelme", "COCO faces -> labelme JSON per image", "to-labelme faces.json -o labelme_review/")
+    p.add_argument("input", help="COCO face JSON")
+    p.add_argument("--image-root", help="override the image root of INPUT")
+    p.add_argument("--limit", type=int, metavar="N", help="write only the first N images")
+    _common(p, output="output folder for the labelme JSON files (mirrors the image paths)", converter=False)
+
+    p = _kind(sub, "merge", "merge COCO face files (ids renumbered)", "merge a.json b.json -o all.json")
+    p.add_argument("input", nargs="+", help="COCO face JSON files")
+    _common(p, converter=False)
+
+    p = _kind(sub, "split", "seeded train/val split grouped by identity", "split lfw_parts.json --val-fraction 0.15")
+    p.add_argument("input", help="COCO face JSON")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="fraction of images in val, in (0, 1) (0.15)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--train", help="train output (default: INPUT with _train before .json)")
+    p.add_argument("--val", help="val output (default: INPUT with _val before .json)")
+    _verbose(p)
+
+    p = _kind(sub, "stats", "statistics of a COCO face file", "stats lfw_parts.json --json lfw_stats.json")
+    p.add_argument("input", help="COCO face JSON")
+    p.add_argument("--json", help="also write the statistics as JSON to this file")
+    _verbose(p)
+    return parser
+
+
+def convert(args: argparse.Namespace) -> dict:
+    """Run the converter of ``args.kind`` and return its COCO face dict."""
+    opts = dict(strict=args.strict, limit=args.limit, progress=not args.no_progress)
+    kind, src = args.kind, Path(args.input[0] if isinstance(args.input, list) else args.input)
+    if kind == "wider":
+        if src.is_dir():
+            gt = src / "wider_face_split" / f"wider_face_{args.split}_bbx_gt.txt"
+            return convert_wider(args.image_root or src / f"WIDER_{args.split}" / "images", gt, **opts)
+        if not args.image_root:
+            raise ValueError("wider: --image-root is required when INPUT is a gt file")
+        return convert_wider(args.image_root, src, **opts)
+    if kind == "lfw-parts":
+        return convert_lfw_parts(src, min_component_fraction=args.min_component_fraction, **opts)
+    if kind == "celebamask":
+        return convert_celebamask(
+            src, args.layout, args.include_ears, args.min_component_fraction, args.attributes_file, **opts
+        )
+    if kind == "utkface":
+        return convert_utkface(src, masks=None if args.masks == "none" else args.masks, **opts)
+    if kind == "fer2013":
+        if src.suffix.lower() == ".csv":
+            return convert_fer2013_csv(src, Path(args.output).parent / args.image_dir, args.usage, **opts)
+        return convert_fer2013_folders(src, args.split, **opts)
+    if kind == "labelme":
+        return convert_labelme(args.input, Path(args.output).parent / args.image_dir, **opts)
+    if kind == "cvat":
+        return convert_cvat(args.input, args.image_root, **opts)
+    if kind == "auto":
+        return convert_auto(src, args.max_faces, args.score_thresh, args.attributes_from, args.min_iou, **opts)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed command; errors propagate as exceptions."""
+    if args.kind == "stats":
+        stats = compute_stats(load_coco(args.input))
+        print(format_stats(stats, title=args.input))
+        if args.json:
+            save_json(stats, args.json, indent=2)
+        return 0
+    if args.kind == "split":
+        stem = str(Path(args.input).with_suffix(""))
+        outputs = {"train": args.train or f"{stem}_train.json", "val": args.val or f"{stem}_val.json"}
+        for name, part in zip(outputs, split_coco(load_coco(args.input), args.val_fraction, args.seed)):
+            write_coco(part, outputs[name])
+            print(f"{name}: {len(part['images'])} images, {len(part['annotations'])} faces -> {outputs[name]}")
+        return 0
+    if args.kind == "to-labelme":
+        count = coco_to_labelme(load_coco(args.input, args.image_root), args.output, limit=args.limit)
+        print(f"wrote {count} labelme files under {args.output}")
+        return 0
+    if args.kind == "merge":
+        data = merge_coco([load_coco(p) for p in args.input], names=[Path(p).stem for p in args.input])
+    else:
+        data = convert(args)
+    write_coco(data, args.output)
+    print(format_stats(compute_stats(data), title=f"{args.kind} -> {args.output}"))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit code: 0 done, 1 conversion error (message on stderr).
+
+    Usage errors exit with argparse's code 2 (``SystemExit``).
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return run(args)
+    except (ConversionError, ValueError, OSError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
