@@ -14,19 +14,27 @@ def get_cfg() -> CfgNode:
     return CfgNode(
         {
             "MODEL": {
+                "DEVICE": "auto",  # auto (CUDA when available) | cpu | cuda | cuda:N
                 "BACKBONE": "resnet50",  # resnet18 | resnet34 | resnet50 | resnet101 | mobilenet_v3
                 "NORM": "GN",  # GN (trains from scratch) | FrozenBN (with ImageNet weights) | BN
-                "PRETRAINED": "",  # local .pth (ImageNet backbone or COCO Mask R-CNN); "" = from scratch
-                "TRAINABLE_LAYERS": 5,  # backbone stages trained when starting from pretrained weights
-                "ANCHOR_SIZES": [16, 32, 64, 128, 256],  # px, one per FPN level; 16 px anchors match ~10 px faces
+                # local .pth (ImageNet backbone or COCO Mask R-CNN), a file name in
+                # torch.hub.get_dir()/checkpoints, or "imagenet"; "" = from scratch. Never downloaded.
+                "PRETRAINED": "",
+                "TRAINABLE_LAYERS": 5,  # backbone stages trained (5 = all); < 5 only with pretrained weights
+                "FPN_CHANNELS": 256,  # FPN and RoI feature width; 128 roughly halves FPN + head cost
+                # px, one per FPN level (P2..P6), a number or a list of numbers; 16 px anchors on the
+                # stride-4 level match ~10 px faces
+                "ANCHOR_SIZES": [16, 32, 64, 128, 256],
                 "ANCHOR_RATIOS": [1.0, 1.3],  # h/w; faces are slightly taller than wide
-                "MIN_SIZE": 800,  # px, shorter side after resize
-                "MAX_SIZE": 1333,  # px, longer side cap
-                "RPN_PRE_NMS_TOP_N_TRAIN": 2000,
-                "RPN_PRE_NMS_TOP_N_TEST": 1000,
-                "RPN_POST_NMS_TOP_N_TRAIN": 2000,
-                "RPN_POST_NMS_TOP_N_TEST": 1000,
+                "MIN_SIZE": 800,  # px, shorter side at inference / evaluation (training: INPUT.MIN_SIZE_TRAIN)
+                "MAX_SIZE": 1333,  # px, longer side cap at inference / evaluation
+                "RPN_PRE_NMS_TOP_N_TRAIN": 2000,  # proposals kept per FPN level before NMS (training)
+                "RPN_PRE_NMS_TOP_N_TEST": 1000,  # same, at inference
+                "RPN_POST_NMS_TOP_N_TRAIN": 2000,  # proposals per image after NMS (training)
+                "RPN_POST_NMS_TOP_N_TEST": 1000,  # same, at inference: the main speed knob of the RoI heads
                 "BOX_BATCH_SIZE_PER_IMAGE": 512,  # RoIs sampled per image for the box head
+                "BOX_HEAD_DIM": 1024,  # width of the two FC layers of the box head
+                "MASK_HEAD_DIM": 256,  # width of the four 3x3 convs of the mask head
                 "SCORE_THRESH": 0.5,  # detections below this score are dropped at inference
                 "NMS_THRESH": 0.4,  # IoU for box NMS at inference
                 "DETECTIONS_PER_IMAGE": 100,
@@ -57,6 +65,7 @@ def get_cfg() -> CfgNode:
                 "CHECKPOINT_PERIOD": 5000,
                 "CLIP_GRAD_NORM": 10.0,  # 0 = off
                 "AMP": True,  # mixed precision on CUDA (ignored on CPU)
+                "LOG_PERIOD": 20,  # iterations between metrics.json / TensorBoard rows
             },
             "TEST": {"EVAL_PERIOD": 0},  # iterations between evaluations; 0 = only at the end
             "DATALOADER": {"NUM_WORKERS": 2},
@@ -67,30 +76,59 @@ def get_cfg() -> CfgNode:
 
 
 def get_attr_cfg() -> CfgNode:
-    """Defaults of the attribute net (age, gender, emotion on masked face crops)."""
+    """Defaults of the attribute net (age, gender, emotion on masked face crops) and its training."""
     return CfgNode(
         {
             "MODEL": {
-                "TRUNK": "depthwise",  # depthwise | resnet | gra
+                "TRUNK": "depthwise",  # depthwise | resnet | gra (gated residual attention)
                 "WIDTH": 32,  # channels of the first stage; later stages double
-                "CROP_SIZE": 112,  # px, S of the S x S masked crop
-                "CROP_MARGIN": 0.2,  # box grown by this fraction of its size on each side
-                "AGE_BINS": 101,  # DEX: one class per year 0..100
-                "AGE_HEAD": "dex",  # dex | label_division
-                "WEIGHTS": "",
+                "DROPOUT": 0.2,  # before the last layer of each head
+                "AGE_HEAD": "dex",  # dex (classes + expected value) | label_division (range class + offset)
+                "AGE_BINS": 101,  # dex: classes with centres spread over 0..100 years (101 = one per year)
+                "AGE_RANGES": 10,  # label_division: equal age ranges over 0..100 years
+                # How crops are made (extract_face_crops), part of the model: inference crops the same way.
+                "CROP_SIZE": 64,  # px, S of the S x S masked crop
+                "CROP_MARGIN": 0.1,  # box grown by this fraction of its size on each side, then squared
+                "MASK_DILATE": 1,  # px at crop scale: mask grown before feathering, 0 = off
+                "MASK_FEATHER": 1.0,  # px at crop scale: Gaussian sigma of the soft mask edge, 0 = hard
+                "WEIGHTS": "",  # checkpoint to start from (fine-tuning); resume uses --resume instead
             },
-            "DATASETS": {"TRAIN": [], "TRAIN_WEIGHTS": [], "TEST": [], "IMAGE_ROOT": ""},
-            "LOSS": {"AGE_WEIGHT": 1.0, "GENDER_WEIGHT": 1.0, "EMOTION_WEIGHT": 1.0},
+            "DATASETS": {
+                "TRAIN": [],  # registered names or COCO face JSON paths
+                "TRAIN_WEIGHTS": [],  # sampling share per TRAIN entry, e.g. [1, 1]; [] = proportional to size
+                "TEST": [],  # validation sets (per-epoch metrics, best checkpoint)
+                "IMAGE_ROOT": "",  # image folder for JSON paths whose file names are relative
+            },
+            "INPUT": {
+                "CACHE_PAD": 4,  # px stored around each crop in the crop cache: room for shift/scale jitter
+                "CACHE_JPEG_QUALITY": 88,  # JPEG quality of cached crops (88: ~1.3 KB per 72 px crop)
+                "HFLIP_PROB": 0.5,
+                "JITTER_SCALE": 0.08,  # crop side scaled by a factor in [1 - s, 1 + s]
+                "JITTER_SHIFT": 0.04,  # crop centre shifted by up to this fraction of CROP_SIZE
+                "COLOR_JITTER": 0.3,  # contrast/saturation strength around the fill grey, 0 = off
+                "GRAYSCALE_PROB": 0.2,  # colour crops turned grey (FER2013 is grey)
+            },
+            "LOSS": {
+                "AGE_WEIGHT": 1.0,
+                "GENDER_WEIGHT": 1.0,
+                "EMOTION_WEIGHT": 1.0,
+                "AGE_SIGMA": 2.5,  # years: sigma of DEX's Gaussian soft labels (0 = one-hot)
+                "AGE_L1_WEIGHT": 0.1,  # weight of |expected age - age| in years added to the age loss
+            },
             "SOLVER": {
-                "IMS_PER_BATCH": 128,
-                "BASE_LR": 0.002,
-                "WEIGHT_DECAY": 5e-4,
-                "EPOCHS": 30,
-                "WARMUP_ITERS": 200,
-                "CHECKPOINT_PERIOD": 1000,
-                "AMP": True,
+                "IMS_PER_BATCH": 256,
+                "BASE_LR": 0.002,  # AdamW
+                "WEIGHT_DECAY": 0.01,  # AdamW (decoupled); not applied to norms, biases, gates
+                "EPOCHS": 30,  # one epoch = as many sampled crops as the training set holds
+                "LR_SCHEDULER": "cosine",  # cosine | step (x GAMMA at each of STEPS)
+                "STEPS": [20, 27],  # epochs, for the step scheduler
+                "GAMMA": 0.1,
+                "WARMUP_ITERS": 200,  # linear LR warmup from 0.1 x BASE_LR
+                "CHECKPOINT_PERIOD": 1,  # epochs between checkpoints (resume points); one at the end too
+                "AMP": True,  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
             },
-            "DATALOADER": {"NUM_WORKERS": 2},
+            "TEST": {"EVAL_PERIOD": 1, "IMS_PER_BATCH": 1024},  # epochs between validations; eval batch
+            "DATALOADER": {"NUM_WORKERS": 2},  # threads reading images when the crop cache is built
             "OUTPUT_DIR": "./output/attributes",
             "SEED": 42,
         }

@@ -1,0 +1,262 @@
+"""The face Mask R-CNN: torchvision's detection parts, two classes (background, face).
+
+Interface the rest of MaskFace relies on (a future detectron2 backend must offer the same):
+
+* ``model.eval(); model(images)`` with ``images`` a list of CHW float RGB tensors in 0..1, any
+  size -> one dict per image: ``boxes`` (N, 4) xyxy in pixels of that input image, ``scores``
+  (N,), ``labels`` (N,) int64 (1 = face), ``masks`` (N, 1, H, W) float probabilities.
+* ``model.train(); model(images, targets)`` -> dict of losses named ``loss_*``. Targets are the
+  mapper's (``maskface.data.mapper``): ``boxes``, ``labels``, ``masks``, optional ``has_mask``
+  and ``crowd_boxes`` (see :mod:`maskface.modeling.roi_heads`).
+
+Resizing: at inference the model resizes the shorter side to ``min_size`` (longer side capped at
+``max_size``) and maps the outputs back. In training it does **not** resize: the data mapper
+already drew the scale-jitter size and resized image, boxes and masks together (cheaper in the
+loader workers, and the mapper then drops boxes that became degenerate).
+Input normalisation (ImageNet mean/std) happens inside the model.
+
+Build from a config with :func:`build_face_rcnn`, or directly with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, List, Sequence, Union
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+
+from maskface.modeling.backbone import build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
+from maskface.modeling.roi_heads import FaceRoIHeads, FaceRPN
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NUM_CLASSES = 2  # background, face
+FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign
+
+
+def _anchor_sizes(sizes: Sequence[Union[float, Sequence[float]]]) -> tuple:
+    return tuple(tuple(int(v) for v in s) if isinstance(s, (list, tuple)) else (int(s),) for s in sizes)
+
+
+class FaceRCNN(GeneralizedRCNN):
+    """Mask R-CNN for faces.
+
+    Args:
+        backbone: a module returning an ordered dict of 5 feature maps (``"0"``..``"3"``,
+            ``"pool"``) with an ``out_channels`` attribute, e.g. from
+            :func:`maskface.modeling.backbone.build_backbone`.
+        anchor_sizes: one entry per feature map (a size, or a list of sizes), in pixels of the
+            resized image. 16 px anchors on the stride-4 level reach ~10 px faces (the RPN
+            always assigns each face its best anchor).
+        anchor_ratios: height / width ratios shared by all levels.
+        min_size, max_size: inference resize (shorter side, longer-side cap).
+        norm: ``"GN"`` puts GroupNorm in the mask head (others: no norm, torchvision layout).
+        box_head_dim, mask_head_dim: widths of the two-FC box head and the 4-conv mask head.
+        rpn_* / box_* / score_thresh / nms_thresh / detections_per_img: as in torchvision.
+        mask_thresh: probability that makes a mask pixel foreground; not used by the model
+            itself, carried for consumers (evaluation, predictor).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_classes: int = NUM_CLASSES,
+        anchor_sizes: Sequence = (16, 32, 64, 128, 256),
+        anchor_ratios: Sequence[float] = (1.0, 1.3),
+        min_size: int = 800,
+        max_size: int = 1333,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        norm: str = "GN",
+        rpn_pre_nms_top_n_train: int = 2000,
+        rpn_pre_nms_top_n_test: int = 1000,
+        rpn_post_nms_top_n_train: int = 2000,
+        rpn_post_nms_top_n_test: int = 1000,
+        rpn_nms_thresh: float = 0.7,
+        rpn_batch_size_per_image: int = 256,
+        box_batch_size_per_image: int = 512,
+        box_positive_fraction: float = 0.25,
+        box_head_dim: int = 1024,
+        mask_head_dim: int = 256,
+        score_thresh: float = 0.5,
+        nms_thresh: float = 0.4,
+        detections_per_img: int = 100,
+        mask_thresh: float = 0.5,
+        crowd_ioa_thresh: float = 0.5,
+    ):
+        out_ch = backbone.out_channels
+        sizes = _anchor_sizes(anchor_sizes)
+        anchor_gen = AnchorGenerator(sizes, (tuple(float(r) for r in anchor_ratios),) * len(sizes))
+        num_anchors = anchor_gen.num_anchors_per_location()
+        if len(set(num_anchors)) != 1:
+            raise ValueError(f"every FPN level needs the same number of anchors; got {num_anchors} from sizes {sizes}")
+        rpn = FaceRPN(
+            anchor_gen,
+            RPNHead(out_ch, num_anchors[0]),
+            fg_iou_thresh=0.7,
+            bg_iou_thresh=0.3,
+            batch_size_per_image=rpn_batch_size_per_image,
+            positive_fraction=0.5,
+            pre_nms_top_n={"training": rpn_pre_nms_top_n_train, "testing": rpn_pre_nms_top_n_test},
+            post_nms_top_n={"training": rpn_post_nms_top_n_train, "testing": rpn_post_nms_top_n_test},
+            nms_thresh=rpn_nms_thresh,
+            crowd_ioa_thresh=crowd_ioa_thresh,
+        )
+        roi_heads = FaceRoIHeads(
+            MultiScaleRoIAlign(FEATURE_NAMES, output_size=7, sampling_ratio=2),
+            TwoMLPHead(out_ch * 7 * 7, box_head_dim),
+            FastRCNNPredictor(box_head_dim, num_classes),
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.5,
+            batch_size_per_image=box_batch_size_per_image,
+            positive_fraction=box_positive_fraction,
+            bbox_reg_weights=None,
+            score_thresh=score_thresh,
+            nms_thresh=nms_thresh,
+            detections_per_img=detections_per_img,
+            mask_roi_pool=MultiScaleRoIAlign(FEATURE_NAMES, output_size=14, sampling_ratio=2),
+            mask_head=MaskRCNNHeads(out_ch, [mask_head_dim] * 4, 1, norm_layer=group_norm if norm == "GN" else None),
+            mask_predictor=MaskRCNNPredictor(mask_head_dim, mask_head_dim, num_classes),
+            crowd_ioa_thresh=crowd_ioa_thresh,
+        )
+        # _skip_resize: training images arrive already resized by the mapper (scale jitter).
+        transform = GeneralizedRCNNTransform(
+            min_size, max_size, list(image_mean), list(image_std), size_divisible=32, _skip_resize=True
+        )
+        super().__init__(backbone, rpn, roi_heads, transform)
+        self.mask_thresh = float(mask_thresh)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        """Keyword arguments of :class:`FaceRCNN` (backbone included) from a config."""
+        m = cfg.MODEL
+        backbone = build_backbone(
+            m.BACKBONE, norm=m.NORM, fpn_channels=m.FPN_CHANNELS, trainable_layers=m.TRAINABLE_LAYERS
+        )
+        return dict(
+            backbone=backbone,
+            anchor_sizes=m.ANCHOR_SIZES,
+            anchor_ratios=m.ANCHOR_RATIOS,
+            min_size=m.MIN_SIZE,
+            max_size=m.MAX_SIZE,
+            norm=m.NORM,
+            rpn_pre_nms_top_n_train=m.RPN_PRE_NMS_TOP_N_TRAIN,
+            rpn_pre_nms_top_n_test=m.RPN_PRE_NMS_TOP_N_TEST,
+            rpn_post_nms_top_n_train=m.RPN_POST_NMS_TOP_N_TRAIN,
+            rpn_post_nms_top_n_test=m.RPN_POST_NMS_TOP_N_TEST,
+            box_batch_size_per_image=m.BOX_BATCH_SIZE_PER_IMAGE,
+            box_head_dim=m.BOX_HEAD_DIM,
+            mask_head_dim=m.MASK_HEAD_DIM,
+            score_thresh=m.SCORE_THRESH,
+            nms_thresh=m.NMS_THRESH,
+            detections_per_img=m.DETECTIONS_PER_IMAGE,
+            mask_thresh=m.MASK_THRESH,
+        )
+
+
+def build_face_rcnn(cfg) -> FaceRCNN:
+    """The detector described by ``cfg.MODEL``, initialised from ``MODEL.PRETRAINED`` if set.
+
+    ``MODEL.WEIGHTS`` (a full MaskFace checkpoint) is not loaded here: the trainer / evaluator /
+    predictor load it with :mod:`maskface.engine.checkpoint`.
+    """
+    model = FaceRCNN(**FaceRCNN.from_config(cfg))
+    if cfg.MODEL.PRETRAINED:
+        path = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg.MODEL.BACKBONE)
+        load_pretrained(model, path, cfg.MODEL.BACKBONE)
+    return model
+
+
+# --- optional initialisation from torchvision weights files ----------------------------------
+
+
+def resolve_pretrained(spec: str, backbone: str) -> str:
+    """Turn ``MODEL.PRETRAINED`` into a local file path; never downloads.
+
+    ``spec`` is a path, a file name looked up in ``torch.hub.get_dir()/checkpoints`` (where
+    torchvision caches its downloads), or ``"imagenet"`` for the backbone's official ImageNet
+    file in that cache.
+    """
+    hub_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    hint = ""
+    if spec == "imagenet":
+        try:
+            info = imagenet_weights_url(backbone)
+        except Exception:  # an unknown name has no official weights
+            raise FileNotFoundError(f"no official ImageNet weights are known for backbone {backbone!r}") from None
+        spec, hint = info["file"], f" (download {info['url']} on a connected machine)"
+    candidates = [spec] if os.path.isabs(spec) else [spec, os.path.join(hub_dir, spec)]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise FileNotFoundError(
+        f"MODEL.PRETRAINED={spec!r}: no such local file (looked in: {', '.join(candidates)}). "
+        f"Nothing is downloaded: put the file there{hint}, or set MODEL.PRETRAINED '' to train from scratch."
+    )
+
+
+# Keys of torchvision's older Mask R-CNN files, renamed to the current module layout.
+_LEGACY_RENAMES = [(f"roi_heads.mask_head.mask_fcn{i + 1}.", f"roi_heads.mask_head.{i}.0.") for i in range(4)] + [
+    ("rpn.head.conv.weight", "rpn.head.conv.0.0.weight"),
+    ("rpn.head.conv.bias", "rpn.head.conv.0.0.bias"),
+]
+
+
+def load_pretrained(model: nn.Module, path: str, backbone: str) -> Dict[str, List[str]]:
+    """Initialise ``model`` from a torchvision weights file: an ImageNet classifier of the same
+    backbone, or a detection model (e.g. COCO Mask R-CNN, or a MaskFace checkpoint).
+
+    Tensors whose name and shape match are copied; the rest -- class-specific predictors
+    (91 COCO classes vs 2), anchor-count dependent RPN outputs, BatchNorm statistics when the
+    model uses GroupNorm -- keep their initialisation and are listed in the log. ImageNet
+    weights belong with ``MODEL.NORM FrozenBN``: with GroupNorm only the BatchNorm scale/shift
+    would carry over, not its statistics.
+    Returns ``{"loaded": [...], "skipped": [...]}``.
+    """
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise RuntimeError(f"{path}: not a state dict (got {type(data).__name__})")
+    if not any(k.startswith("backbone.") for k in state):  # an ImageNet classifier
+        key_map = imagenet_key_map(backbone)
+        state = {nk: v for k, v in state.items() if (nk := key_map(k)) is not None}
+    else:
+        renamed = {}
+        for k, v in state.items():
+            for old, new in _LEGACY_RENAMES:
+                if k.startswith(old):
+                    k = new + k[len(old):]
+            renamed[k] = v
+        state = renamed
+    own = model.state_dict()
+    loaded, skipped = {}, []
+    for k, v in state.items():
+        if k in own and tuple(v.shape) == tuple(own[k].shape):
+            loaded[k] = v.to(own[k].dtype)
+        else:
+            skipped.append(k if k not in own else f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}")
+    if not loaded:
+        raise RuntimeError(f"{path}: no tensor matches the model (backbone {backbone!r}); wrong file?")
+    model.load_state_dict(loaded, strict=False)
+    logger.info(
+        "Initialised %d of %d tensors from %s; skipped %d (%s%s)",
+        len(loaded),
+        len(own),
+        path,
+        len(skipped),
+        ", ".join(skipped[:6]),
+        " ..." if len(skipped) > 6 else "",
+    )
+    return {"loaded": sorted(loaded), "skipped": skipped}

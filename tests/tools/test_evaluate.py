@@ -1,0 +1,96 @@
+"""tools/evaluate.py detection and tools/benchmark.py detector through their main()."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "modeling"))
+from detector_testing import make_dataset, tiny_cfg, write_tiny_config  # noqa: E402
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+evaluate = _load_tool("evaluate")
+benchmark = _load_tool("benchmark")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny random-init checkpoint (evaluation plumbing does not need a trained model)."""
+    from maskface.modeling.face_rcnn import build_face_rcnn
+
+    tmp = tmp_path_factory.mktemp("evaltool")
+    torch.manual_seed(0)
+    weights = tmp / "model.pth"
+    torch.save({"model": build_face_rcnn(tiny_cfg(tmp)).state_dict()}, weights)
+    masks = make_dataset(tmp / "masks", num_images=3)
+    boxes = make_dataset(tmp / "boxes", num_images=2, box_only_fraction=1.0, crowd_fraction=0.0, name="boxonly")
+    return tmp, write_tiny_config(tmp), str(weights), masks, boxes
+
+
+def test_detection_writes_metrics_predictions_and_config(trained, capsys):
+    tmp, cfg, weights, masks, _ = trained
+    out = tmp / "out"
+    rc = evaluate.main(["detection", "--config-file", cfg, "--weights", weights, "--dataset", masks, "--output", str(out),
+                        "MODEL.SCORE_THRESH", "0.0"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for k in ("bbox/AP", "bbox/AP50", "bbox/AP75", "bbox/APs", "segm/AP", "recall@0.5", "mask_iou", "recall@0.5/16-32"):
+        assert k in metrics, k
+    preds = json.loads((out / "coco_instances_results.json").read_text())
+    assert preds and {"image_id", "bbox", "score", "segmentation", "category_id"} <= set(preds[0])
+    assert "MIN_SIZE: 96" in (out / "config.yaml").read_text()
+    printed = capsys.readouterr().out
+    assert "bbox" in printed and "segm" in printed and "recall@0.5" in printed
+
+
+def test_detection_on_box_only_set_and_several_datasets(trained, capsys):
+    tmp, cfg, weights, masks, boxes = trained
+    out = tmp / "multi"
+    assert evaluate.main(["detection", "--config-file", cfg, "--weights", weights, "--dataset", masks,
+                          "--dataset", boxes, "--output", str(out), "--max-images", "1"]) == 0
+    m = json.loads((out / "boxonly" / "metrics.json").read_text())
+    assert "segm/AP" not in m and any("box-only" in n for n in m["notes"])
+    assert m["num_images"] == 1
+    assert "note: ground truth has no masks" in capsys.readouterr().out
+
+
+def test_detection_errors(trained, capsys):
+    tmp, cfg, weights, masks, _ = trained
+    assert evaluate.main(["detection", "--config-file", cfg, "--weights", str(tmp / "none.pth"), "--dataset", masks,
+                          "--output", str(tmp / "e")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert evaluate.main(["detection", "--config-file", cfg, "--weights", weights, "--output", str(tmp / "e")]) == 2
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--help"])
+    assert e.value.code == 0 and "detection" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        evaluate.main([])  # a subcommand is required
+
+
+def test_benchmark_detector_json(trained, tmp_path, capsys):
+    _, cfg, _, _, _ = trained
+    out = tmp_path / "bench.json"
+    rc = benchmark.main(["detector", "--config-file", cfg, "--device", "cpu", "--input-size", "128x96", "--batch-sizes", "1", "2",
+                         "--iters", "1", "--warmup", "0", "--train-iters", "1", "--faces", "3", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    phases = [(r["phase"], r["batch"]) for r in res["results"]]
+    assert phases == [("inference", 1), ("inference", 2), ("train", 2)]
+    inf = res["results"][0]
+    assert inf["ms_per_image"] > 0 and inf["faces_per_image"] == 3 and inf["input"] == "128x96" and inf["peak_rss_mb"] > 0
+    assert res["results"][2]["images_per_s"] > 0
+    assert "ms/img" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        benchmark.main(["detector", "--help"])
+    assert e.value.code == 0
