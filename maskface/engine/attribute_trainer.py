@@ -1,0 +1,249 @@
+"""Training loop of the attribute net on an in-memory crop cache (CPU, or one CUDA GPU).
+
+The whole training set sits as one uint8 tensor on the training device; each batch is drawn by a
+source-balanced sampler, augmented on the device (:func:`augment_crops`) and normalised, so there
+is no data loader and no worker process: an epoch costs only the forward/backward passes.
+
+Epochs and resume
+    One epoch = ``len(train)`` sampled faces (``len(train) // batch`` iterations). Everything random
+    in epoch ``e`` (sampler draws, augmentation, dropout) is seeded from ``(SEED, e)``, and
+    checkpoints are written at epoch ends (every ``SOLVER.CHECKPOINT_PERIOD`` epochs) with the
+    optimizer, LR scheduler and AMP scaler, so ``--resume`` continues exactly as an uninterrupted
+    run would have (bit-identical on CPU). Only the newest ``model_NNNN.pth`` is kept.
+
+Outputs in ``OUTPUT_DIR``
+    ``model_NNNN.pth`` / ``model_final.pth`` (+ ``last_checkpoint``), ``model_best.pth`` (weights of
+    the epoch with the best validation ``score``: the mean of gender accuracy, emotion accuracy and
+    age CS@5, see :mod:`maskface.evaluation.attribute_metrics`), ``metrics.json`` (+ TensorBoard),
+    ``eval_best/`` (metrics JSON and confusion-matrix PNGs of the best model on the validation set).
+    Every checkpoint holds the merged config as YAML text under ``"cfg"``, so
+    :func:`load_attribute_net` rebuilds the net from the file alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple, Union
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from maskface.config import CfgNode, get_attr_cfg
+from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler
+from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
+from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
+from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics, save_attribute_report
+from maskface.modeling.attributes.crops import normalize_crops
+from maskface.modeling.attributes.net import AttributeNet
+from maskface.utils.io import atomic_write
+
+logger = logging.getLogger(__name__)
+
+_PERIODIC = re.compile(r"^model_\d{4,}\.pth$")
+
+
+def lr_factor_fn(cfg: CfgNode, iters_per_epoch: int) -> Callable[[int], float]:
+    """Iteration -> LR multiplier: linear warmup from 0.1 over ``WARMUP_ITERS``, times a cosine
+    decay to 0 over all epochs, or a step decay (x ``GAMMA`` at each epoch of ``STEPS``)."""
+    s = cfg.SOLVER
+    total = max(1, s.EPOCHS * iters_per_epoch)
+    if s.LR_SCHEDULER not in ("cosine", "step"):
+        raise ValueError(f"SOLVER.LR_SCHEDULER must be cosine or step, got {s.LR_SCHEDULER!r}")
+
+    def factor(it: int) -> float:
+        warm = 1.0 if it >= s.WARMUP_ITERS else 0.1 + 0.9 * it / s.WARMUP_ITERS
+        if s.LR_SCHEDULER == "cosine":
+            return warm * 0.5 * (1.0 + math.cos(math.pi * min(it, total) / total))
+        epoch = it // iters_per_epoch
+        return warm * s.GAMMA ** sum(epoch >= e for e in s.STEPS)
+
+    return factor
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
+    """Weight decay on conv / linear weights only (not on norms, biases, attention gates)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class AttributeTrainer:
+    """Trains :class:`AttributeNet` from crop caches (see the module docstring).
+
+    Args:
+        cfg: frozen attribute config (:func:`maskface.config.get_attr_cfg` + file + overrides).
+        train: training crops (moved to ``device``).
+        val: validation crops, or ``None`` (then no per-epoch metrics and no ``model_best.pth``).
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
+        resume: continue from ``OUTPUT_DIR/last_checkpoint`` when it exists.
+    """
+
+    def __init__(self, cfg: CfgNode, train: CropCache, val: Optional[CropCache] = None,
+                 device: Union[str, torch.device] = "auto", resume: bool = False):
+        self.cfg = cfg
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.out_dir = cfg.OUTPUT_DIR
+        self.cuda = self.device.type == "cuda"
+        seed_all(cfg.SEED)
+        self.model = AttributeNet.from_config(cfg).to(self.device)
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_set = train.to(self.device)
+        self.val_set = val.to(self.device) if val is not None else None
+        self.batch = min(cfg.SOLVER.IMS_PER_BATCH, len(train))
+        self.iters_per_epoch = max(1, len(train) // self.batch)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor_fn(cfg, self.iters_per_epoch))
+        self.amp_dtype: Optional[torch.dtype] = None
+        if cfg.SOLVER.AMP and self.cuda:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.checkpointer = Checkpointer(self.model, self.out_dir, optimizer=self.optimizer,
+                                         scheduler=self.scheduler, scaler=self.scaler)
+        self.start_epoch, self.iteration, self.best_score = 0, 0, None
+        last = self.checkpointer.last_checkpoint() if resume else None
+        if last:
+            extra = self.checkpointer.load(last, resume=True)
+            self.start_epoch, self.iteration = int(extra["epoch"]), int(extra["iteration"])
+            self.best_score = extra.get("best_score")
+            logger.info("Resumed from %s: %d epochs done (iteration %d)", last, self.start_epoch, self.iteration)
+        elif resume:
+            logger.info("--resume: no checkpoint in %s, starting from scratch", self.out_dir)
+        if not last and cfg.MODEL.WEIGHTS:
+            data = load_checkpoint_file(cfg.MODEL.WEIGHTS)
+            load_model_weights(self.model, data.get("model", data), source=cfg.MODEL.WEIGHTS)
+            logger.info("Initialised from %s", cfg.MODEL.WEIGHTS)
+
+    # ------------------------------------------------------------------------------------------
+    def _epoch_seed(self, epoch: int, stream: int) -> int:
+        return (int(self.cfg.SEED) * 1_000_003 + epoch * 7 + stream) % (2**63)
+
+    def _train_epoch(self, epoch: int) -> Dict[str, float]:
+        cfg, inp, data = self.cfg, self.cfg.INPUT, self.train_set
+        seed_all(self._epoch_seed(epoch, 0))
+        sampler_gen = torch.Generator().manual_seed(self._epoch_seed(epoch, 1))
+        aug_gen = torch.Generator(device=self.device).manual_seed(self._epoch_seed(epoch, 2))
+        n = self.iters_per_epoch * self.batch
+        order = torch.tensor(list(balanced_sampler(data.source, cfg.DATASETS.TRAIN_WEIGHTS, n, sampler_gen)),
+                             device=self.device)
+        self.model.train()
+        sums = torch.zeros(3, device=self.device)
+        names = ("loss_age", "loss_gender", "loss_emotion")
+        t0 = time.perf_counter()
+        bar = tqdm(range(self.iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.SOLVER.EPOCHS}", unit="it",
+                   leave=False, disable=None)
+        for it in bar:
+            idx = order[it * self.batch : (it + 1) * self.batch]
+            x = augment_crops(data.images[idx], cfg.MODEL.CROP_SIZE, aug_gen, inp.HFLIP_PROB, inp.JITTER_SCALE,
+                              inp.JITTER_SHIFT, inp.COLOR_JITTER, inp.GRAYSCALE_PROB)
+            x = normalize_crops(x)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                out = self.model(x)
+            losses = self.model.losses(out, data.targets(idx))
+            loss = sum(losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            sums += torch.stack([losses[k].detach().float() for k in names])
+        self.iteration += self.iters_per_epoch
+        secs = time.perf_counter() - t0
+        avg = (sums / self.iters_per_epoch).tolist()
+        if not all(math.isfinite(v) for v in avg):
+            raise FloatingPointError(f"epoch {epoch + 1}: non-finite training loss {dict(zip(names, avg))}; "
+                                     "lower SOLVER.BASE_LR or set SOLVER.AMP False")
+        row = {f"train/{k}": v for k, v in zip(names, avg)}
+        row.update({"train/loss_total": sum(avg), "lr": self.optimizer.param_groups[0]["lr"], "epoch": epoch + 1,
+                    "train/faces_per_s": n / max(secs, 1e-9)})
+        return row
+
+    def _save_best(self, epoch: int, score: float, metrics: dict) -> None:
+        path = Path(self.out_dir) / "model_best.pth"
+        with atomic_write(path, "wb") as f:
+            torch.save({"model": self.model.state_dict(), "cfg": self.cfg.dump(), "epoch": epoch,
+                        "score": score, "metrics": metrics}, f)
+        logger.info("New best validation score %.4f at epoch %d -> %s", score, epoch, path)
+
+    def _prune_periodic(self, keep: str) -> None:
+        for p in Path(self.out_dir).iterdir():
+            if _PERIODIC.match(p.name) and p.name != keep:
+                p.unlink()
+
+    def train(self) -> Dict[str, object]:
+        """Run the remaining epochs; returns ``{"epochs", "iteration", "best_score", "last"}``
+        (``last``: the final epoch's flat metrics)."""
+        cfg = self.cfg
+        epochs = cfg.SOLVER.EPOCHS
+        writer = MetricsWriter(self.out_dir)
+        logger.info("Training %s (%d params) on %s: %d faces, batch %d, %d it/epoch, epochs %d..%d",
+                    cfg.MODEL.TRUNK, sum(p.numel() for p in self.model.parameters()), self.device,
+                    len(self.train_set), self.batch, self.iters_per_epoch, self.start_epoch + 1, epochs)
+        last: Dict[str, float] = {}
+        try:
+            for epoch in range(self.start_epoch, epochs):
+                last = self._train_epoch(epoch)
+                final = epoch + 1 == epochs
+                if self.val_set is not None and ((epoch + 1) % cfg.TEST.EVAL_PERIOD == 0 or final):
+                    metrics = evaluate_attribute_model(self.model, self.val_set, self.device, cfg.TEST.IMS_PER_BATCH)
+                    last.update(flatten_metrics(metrics))
+                    score = metrics["score"]
+                    if score is not None and (self.best_score is None or score > self.best_score):
+                        self.best_score = score
+                        self._save_best(epoch + 1, score, metrics)
+                writer.write(self.iteration, last)
+                logger.info("epoch %d/%d  %s", epoch + 1, epochs,
+                            "  ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "epoch"))
+                extra = {"epoch": epoch + 1, "iteration": self.iteration, "best_score": self.best_score,
+                         "cfg": cfg.dump()}
+                if final:
+                    self.checkpointer.save("model_final", **extra)
+                    self._prune_periodic(keep="")
+                elif (epoch + 1) % cfg.SOLVER.CHECKPOINT_PERIOD == 0:
+                    name = f"model_{epoch + 1:04d}"
+                    self.checkpointer.save(name, **extra)
+                    self._prune_periodic(keep=f"{name}.pth")
+        finally:
+            writer.close()
+        if self.start_epoch >= epochs:
+            logger.info("Nothing to do: %d of %d epochs already done in %s", self.start_epoch, epochs, self.out_dir)
+        self._report_best()
+        return {"epochs": epochs, "iteration": self.iteration, "best_score": self.best_score, "last": last}
+
+    def _report_best(self) -> None:
+        best = Path(self.out_dir) / "model_best.pth"
+        if self.val_set is None or not best.is_file():
+            return
+        model, _ = load_attribute_net(str(best), self.device)
+        metrics = evaluate_attribute_model(model, self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH)
+        save_attribute_report(metrics, Path(self.out_dir) / "eval_best")
+
+
+def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
+                       cfg: Optional[CfgNode] = None) -> Tuple[AttributeNet, CfgNode]:
+    """Rebuild an attribute net from a checkpoint written by :class:`AttributeTrainer`.
+
+    The architecture comes from the config stored in the checkpoint (or ``cfg`` when given).
+    Returns ``(model in eval mode on device, frozen config)``.
+    """
+    data = load_checkpoint_file(path)
+    if cfg is None:
+        if "cfg" not in data:
+            raise RuntimeError(f"{path}: checkpoint holds no config; pass the training config explicitly")
+        cfg = get_attr_cfg()
+        cfg.merge_from_dict(yaml.safe_load(data["cfg"]), source=f"{path} (stored config)")
+        cfg.freeze()
+    model = AttributeNet.from_config(cfg)
+    load_model_weights(model, data.get("model", data), source=path)
+    return model.to(device).eval(), cfg

@@ -1,0 +1,145 @@
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskface.data.attribute_dataset import (
+    CropCacheError,
+    _stored_geometry,
+    attribute_faces,
+    augment_crops,
+    balanced_sampler,
+    build_crop_cache,
+    cache_meta,
+    center_crops,
+    check_crop_cache,
+    crop_record_faces,
+    encode_attributes,
+    load_crop_cache,
+    load_or_build_crop_cache,
+)
+from maskface.data.coco_faces import load_coco_faces
+from maskface.data.mapper import read_image_rgb
+from maskface.modeling.attributes.crops import DEFAULT_FILL, extract_face_crops
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modeling" / "attributes"))
+from synthetic_faces import attribute_face_count, write_faces  # noqa: E402
+
+S, PAD = 24, 3
+
+
+@pytest.fixture(scope="module")
+def colour_json(tmp_path_factory):
+    return str(write_faces(tmp_path_factory.mktemp("faces"), "colour", "colour", 8, seed=0))
+
+
+def test_encode_attributes():
+    assert encode_attributes({"age": 31.5, "gender": "male", "emotion": "sad"}) == (31.5, 1, 5)
+    age, gender, emotion = encode_attributes({})
+    assert math.isnan(age) and gender == -1 and emotion == -1
+    assert encode_attributes(None)[1:] == (-1, -1)
+
+
+def test_attribute_faces_skip_crowd_and_unlabelled(colour_json):
+    records = load_coco_faces(colour_json)
+    faces = [a for r in records for a in attribute_faces(r)]
+    assert len(faces) == attribute_face_count(colour_json)
+    assert all(not a["iscrowd"] and a["attributes"] for a in faces)
+
+
+def test_cache_round_trip(colour_json, tmp_path):
+    records = load_coco_faces(colour_json)
+    path = tmp_path / "cache" / "train.pt"
+    info = build_crop_cache(records, S, 0.2, path, pad=PAD, quality=95, num_workers=2)
+    assert info["faces"] == attribute_face_count(colour_json) and info["bytes"] == path.stat().st_size
+    assert sorted(p.name for p in path.parent.iterdir()) == ["train.pt"]  # atomic: no temp file left
+    cache = load_crop_cache(path)
+    assert len(cache) == info["faces"] and cache.images.shape == (info["faces"], 3, S + 2 * PAD, S + 2 * PAD)
+    assert cache.images.dtype == torch.uint8 and cache.sources == ["colour"]
+    labels = [encode_attributes(a["attributes"]) for r in records for a in attribute_faces(r)]
+    assert np.allclose(cache.age.numpy(), [lab[0] for lab in labels], equal_nan=True)
+    assert cache.gender.tolist() == [lab[1] for lab in labels]
+    assert cache.emotion.tolist() == [lab[2] for lab in labels]
+    # The centre of a stored crop is the crop the model gets at inference, up to JPEG noise
+    # (large on these tiny, saturated synthetic crops; the geometry itself is exact, see below).
+    direct, _ = crop_record_faces(records[0], S, 0.2)
+    diff = (center_crops(cache.images[: len(direct)], S).float() - direct.float()).abs().mean()
+    assert diff < 6.0
+
+
+def test_stored_crop_centre_is_exactly_the_model_crop(colour_json):
+    record = load_coco_faces(colour_json)[2]  # two faces, one with a polygon mask
+    stored_side, stored_margin = _stored_geometry(S, 0.2, PAD)
+    model, _ = crop_record_faces(record, S, 0.2)
+    stored, _ = crop_record_faces(record, stored_side, stored_margin)
+    assert len(model) == 2 and torch.equal(center_crops(stored, S), model)
+    with torch.no_grad():  # and crop_record_faces is extract_face_crops on the record's image
+        img = read_image_rgb(record["file_name"])
+        x, y, w, h = record["annotations"][0]["bbox"]
+        again = extract_face_crops(img, [[x, y, x + w, y + h]], size=S, margin=0.2, normalize=False)
+    assert torch.equal(again.round().to(torch.uint8)[0], model[0])
+
+
+def test_cache_checks(colour_json, tmp_path):
+    records = load_coco_faces(colour_json)
+    path = tmp_path / "c.pt"
+    build_crop_cache(records, S, 0.2, path, pad=PAD)
+    cache = load_crop_cache(path)
+    check_crop_cache(cache, cache_meta(S, 0.2, PAD), ["colour"])
+    with pytest.raises(CropCacheError, match="margin"):
+        check_crop_cache(cache, cache_meta(S, 0.3, PAD))
+    with pytest.raises(CropCacheError, match="datasets"):
+        check_crop_cache(cache, cache_meta(S, 0.2, PAD), ["other"])
+    (tmp_path / "bad.pt").write_bytes(b"not a cache")
+    with pytest.raises(CropCacheError, match="cannot read"):
+        load_crop_cache(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError):
+        load_crop_cache(tmp_path / "missing.pt")
+
+
+def test_load_or_build_reuses_existing_cache(colour_json, tmp_path):
+    path = tmp_path / "train.pt"
+    meta = cache_meta(S, 0.2, PAD)
+    first = load_or_build_crop_cache(path, [colour_json], meta)
+    stamp = path.stat().st_mtime_ns
+    again = load_or_build_crop_cache(path, [colour_json], meta)  # no rebuild
+    assert path.stat().st_mtime_ns == stamp and torch.equal(first.images, again.images)
+    assert len(load_or_build_crop_cache(path, [], meta)) == len(first)  # the cache alone is enough
+    with pytest.raises(CropCacheError, match="size"):
+        load_or_build_crop_cache(path, [colour_json], cache_meta(S + 8, 0.2, PAD))
+    with pytest.raises(FileNotFoundError, match="no datasets"):
+        load_or_build_crop_cache(tmp_path / "none.pt", [], meta)
+
+
+def test_augment_crops_geometry_colour_and_determinism():
+    g = torch.Generator().manual_seed(0)
+    stored = torch.randint(0, 256, (6, 3, S + 2 * PAD, S + 2 * PAD), dtype=torch.uint8)
+    plain = augment_crops(stored, S, g, hflip_prob=0.0, jitter_scale=0, jitter_shift=0, color_jitter=0,
+                          grayscale_prob=0)
+    assert torch.allclose(plain, center_crops(stored, S).float(), atol=1e-3)
+    flipped = augment_crops(stored, S, g, hflip_prob=1.0, jitter_scale=0, jitter_shift=0, color_jitter=0,
+                            grayscale_prob=0)
+    assert torch.allclose(flipped, center_crops(stored, S).float().flip(-1), atol=1e-3)
+    grey = augment_crops(stored, S, g, grayscale_prob=1.0)
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    # Background (fill grey) stays the fill value under any jitter, and out-of-crop samples are fill.
+    bg = torch.full((4, 3, S + 2 * PAD, S + 2 * PAD), int(DEFAULT_FILL[0]), dtype=torch.uint8)
+    out = augment_crops(bg, S, g, jitter_scale=0.5, jitter_shift=0.3, color_jitter=0.5, grayscale_prob=0.5)
+    assert torch.allclose(out, torch.full_like(out, DEFAULT_FILL[0]), atol=1e-3)
+    a = augment_crops(stored, S, torch.Generator().manual_seed(5))
+    b = augment_crops(stored, S, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.shape == (6, 3, S, S) and a.min() >= 0 and a.max() <= 255
+
+
+def test_balanced_sampler_mixes_sources_at_the_given_ratio():
+    source = torch.tensor([0] * 90 + [1] * 10)
+    draws = torch.tensor(list(balanced_sampler(source, [1.0, 1.0], 4000, torch.Generator().manual_seed(0))))
+    share = (source[draws] == 1).float().mean().item()
+    assert 0.45 < share < 0.55
+    uniform = torch.tensor(list(balanced_sampler(source, [], 4000, torch.Generator().manual_seed(0))))
+    assert (source[uniform] == 1).float().mean().item() < 0.15
+    with pytest.raises(ValueError, match="2 datasets"):
+        balanced_sampler(source, [1.0], 10)
