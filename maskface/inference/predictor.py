@@ -1,0 +1,417 @@
+"""``FacePredictor``: images in, :class:`~maskface.inference.results.Face` records out.
+
+    >>> from maskface import FacePredictor
+    >>> predictor = FacePredictor("maskface-lite")                 # a model-zoo name
+    >>> faces = predictor("photo.jpg")                              # a path -> list[Face]
+    >>> faces = predictor(cv2.imread("photo.jpg"))                  # BGR array (OpenCV order)
+    >>> faces = predictor(rgb_array, color="rgb")                   # RGB array
+    >>> batch = predictor([img1, img2, "c.png"])                    # a batch -> list[list[Face]]
+    >>> predictor.timings                                           # per-stage ms of the last call
+
+Pipeline per call (one batch): preprocess (decode, EXIF, colour order, shrink to ``max_size``)
+-> face Mask R-CNN on the whole batch -> boxes mapped back to original pixels, masks resampled
+to the original size and thresholded -> :func:`extract_face_crops` per image -> **one**
+attribute-net forward for all faces of the batch -> ``decode`` -> ``Face`` records.
+
+Without an attribute net (no ``attribute_weights`` and no model-zoo entry providing them, or
+``attributes=False``) faces carry ``None`` for every attribute field.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from maskface.inference.image_io import load_image, resize_max_side, to_rgb_array
+from maskface.inference.results import Face, ImageResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FacePredictor", "ImageInput"]
+
+ImageInput = Union[str, Path, np.ndarray]
+
+
+def _is_single(inputs: Any) -> bool:
+    if isinstance(inputs, (str, Path)):
+        return True
+    if isinstance(inputs, np.ndarray):
+        return inputs.ndim != 4
+    try:
+        from PIL import Image
+
+        if isinstance(inputs, Image.Image):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return not isinstance(inputs, (list, tuple))
+
+
+def _check_max_size(value) -> int:
+    if int(value) < 32:
+        raise ValueError(f"max_size must be >= 32 px, got {value}")
+    return int(value)
+
+
+class FacePredictor:
+    """Face detection + segmentation + age / gender / emotion on images.
+
+    Args:
+        model: a model-zoo name (``maskface.model_zoo.list_models()``), or ``None``. When
+            ``None`` and no ``detector_*`` argument is given, the default ``"maskface-lite"``
+            is used. Explicit arguments below override the entry's files.
+        detector_config: detector YAML path, or a ``CfgNode`` (from :func:`maskface.config.get_cfg`).
+        detector_weights: detector checkpoint (``{"model": state_dict}``); required without
+            ``model``.
+        attribute_config: attribute-net YAML path or ``CfgNode`` (:func:`get_attr_cfg`).
+        attribute_weights: attribute-net checkpoint; ``None`` without a zoo entry -> faces
+            without attributes.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        score_thresh: detections below this score are dropped (default: the config's
+            ``MODEL.SCORE_THRESH``).
+        mask_thresh: mask probability that makes a pixel part of the face (``MODEL.MASK_THRESH``).
+        max_size: longest image side processed, px. Larger images are shrunk before the
+            detector, and boxes / masks mapped back to original pixels. Default: the config's
+            ``MODEL.MAX_SIZE``.
+        detector_opts / attribute_opts: ``["KEY", "VALUE", ...]`` config overrides.
+        attributes: ``False`` skips the attribute net even when weights are available.
+
+    Attributes:
+        cfg, attr_cfg: the merged (frozen) configs; ``attr_cfg`` is ``None`` without attributes.
+        timings: per-stage milliseconds of the last call (``preprocess_ms``, ``detector_ms``,
+            ``attributes_ms``, ``postprocess_ms``, ``total_ms``) plus ``images`` and ``faces``.
+        model_info: what was loaded (name, configs, weights, device), as written to results.json.
+    """
+
+    def __init__(
+        self,
+        model: Optional[str] = None,
+        detector_config: Any = None,
+        detector_weights: Optional[str] = None,
+        attribute_config: Any = None,
+        attribute_weights: Optional[str] = None,
+        device: Optional[str] = "auto",
+        score_thresh: Optional[float] = None,
+        mask_thresh: Optional[float] = None,
+        max_size: Optional[int] = None,
+        detector_opts: Optional[Sequence[str]] = None,
+        attribute_opts: Optional[Sequence[str]] = None,
+        attributes: bool = True,
+    ):
+        from maskface.engine.utils import resolve_device
+
+        if model is None and detector_config is None and detector_weights is None:
+            from maskface.model_zoo import DEFAULT_MODEL
+
+            model = DEFAULT_MODEL
+        entry = None
+        if model is not None:
+            from maskface.model_zoo import get_model
+
+            entry = get_model(model)
+            detector_config = detector_config if detector_config is not None else entry.config_path("detector")
+            if detector_weights is None:
+                detector_weights = entry.weights_path("detector")
+            if attributes:
+                if attribute_config is None:
+                    attribute_config = entry.config_path("attribute")
+                if attribute_weights is None and attribute_config is not None:
+                    attribute_weights = entry.weights_path("attribute")
+        if detector_weights is None:
+            raise ValueError("FacePredictor: no detector weights; pass detector_weights=PATH or a model-zoo name "
+                             "(model='maskface-lite')")
+        if not attributes:
+            attribute_weights = None
+        if attribute_config is not None and attribute_weights is None and attributes and entry is None:
+            raise ValueError("FacePredictor: attribute_config given without attribute_weights; pass both, "
+                             "or neither to run without attributes")
+
+        # --- detector ----------------------------------------------------------------------------
+        self.cfg, self._cfg_min_size = self._detector_cfg(detector_config, detector_opts, score_thresh, mask_thresh,
+                                                          max_size)
+        device = self.cfg.MODEL.DEVICE if device in (None, "") and "DEVICE" in self.cfg.MODEL else device
+        self.device = resolve_device(device or "auto")
+        self.detector = self._load_detector(self.cfg, str(detector_weights))
+        self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
+        self.mask_thresh = float(self.cfg.MODEL.MASK_THRESH)
+        self.max_size = int(self.cfg.MODEL.MAX_SIZE)
+
+        # --- attribute net ---------------------------------------------------------------------------
+        self.attr_cfg = None
+        self.attribute_net = None
+        if attribute_weights is not None:
+            self.attr_cfg = self._attribute_cfg(attribute_config, attribute_opts)
+            self.attribute_net = self._load_attribute_net(self.attr_cfg, str(attribute_weights))
+        else:
+            logger.info("No attribute net: faces will have age/gender/emotion = None")
+
+        self.model_info: Dict[str, Any] = {
+            "name": model,
+            "detector_config": None if detector_config is None or not isinstance(detector_config, (str, Path))
+            else str(detector_config),
+            "detector_weights": str(detector_weights),
+            "attribute_config": str(attribute_config) if self.attribute_net is not None
+            and isinstance(attribute_config, (str, Path)) else None,
+            "attribute_weights": None if attribute_weights is None else str(attribute_weights),
+            "device": str(self.device),
+        }
+        self.timings: Dict[str, float] = {}
+
+    # construction --------------------------------------------------------------------------------
+    @staticmethod
+    def _detector_cfg(config, opts, score_thresh, mask_thresh, max_size):
+        from maskface.config import CfgNode, get_cfg
+
+        cfg = get_cfg()
+        if isinstance(config, CfgNode) or isinstance(config, dict):
+            cfg.merge_from_dict(config.to_dict() if isinstance(config, CfgNode) else config)
+        elif config is not None:
+            cfg.merge_from_file(str(config))
+        if opts:
+            cfg.merge_from_list(list(opts))
+        # Full weights are loaded below: never initialise from (or look for) pretrained files.
+        cfg.MODEL.PRETRAINED = ""
+        if score_thresh is not None:
+            cfg.MODEL.SCORE_THRESH = float(score_thresh)
+        if mask_thresh is not None:
+            cfg.MODEL.MASK_THRESH = float(mask_thresh)
+        min_size = int(cfg.MODEL.MIN_SIZE)
+        if max_size is not None:
+            cfg.MODEL.MAX_SIZE = _check_max_size(max_size)
+            cfg.MODEL.MIN_SIZE = min(min_size, int(max_size))
+        return cfg.freeze(), min_size
+
+    @staticmethod
+    def _attribute_cfg(config, opts):
+        from maskface.config import CfgNode, get_attr_cfg
+
+        cfg = get_attr_cfg()
+        if isinstance(config, CfgNode) or isinstance(config, dict):
+            cfg.merge_from_dict(config.to_dict() if isinstance(config, CfgNode) else config)
+        elif config is not None:
+            cfg.merge_from_file(str(config))
+        if opts:
+            cfg.merge_from_list(list(opts))
+        return cfg.freeze()
+
+    def _load_detector(self, cfg, weights: str) -> torch.nn.Module:
+        from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+        from maskface.modeling.face_rcnn import build_face_rcnn
+
+        model = build_face_rcnn(cfg)
+        data = load_checkpoint_file(weights)
+        load_model_weights(model, data.get("model", data), source=weights)
+        return model.to(self.device).eval()
+
+    def _load_attribute_net(self, cfg, weights: str) -> torch.nn.Module:
+        from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+        from maskface.modeling.attributes import AttributeNet
+
+        net = AttributeNet.from_config(cfg)
+        data = load_checkpoint_file(weights)
+        load_model_weights(net, data.get("model", data), source=weights)
+        return net.to(self.device).eval()
+
+    # thresholds that may change between calls (the web app applies per-request settings) ----------
+    @property
+    def score_thresh(self) -> float:
+        """Detections below this score are dropped (also applied inside the detector's box head)."""
+        return self._score_thresh
+
+    @score_thresh.setter
+    def score_thresh(self, value: float) -> None:
+        self._score_thresh = float(value)
+        heads = getattr(self.detector, "roi_heads", None)
+        if heads is not None and hasattr(heads, "score_thresh"):
+            heads.score_thresh = self._score_thresh
+
+    @property
+    def max_size(self) -> int:
+        """Longest image side processed, px (images are shrunk to it; the detector's resize is
+        capped by it too)."""
+        return self._max_size
+
+    @max_size.setter
+    def max_size(self, value: int) -> None:
+        self._max_size = _check_max_size(value)
+        transform = getattr(self.detector, "transform", None)
+        if transform is not None and hasattr(transform, "max_size"):
+            transform.max_size = self._max_size
+            transform.min_size = (min(self._cfg_min_size, self._max_size),)
+
+    @property
+    def has_attributes(self) -> bool:
+        return self.attribute_net is not None
+
+    def crop_kwargs(self) -> Dict[str, Any]:
+        """Arguments of :func:`extract_face_crops` the attribute net was trained with."""
+        net_kw = getattr(self.attribute_net, "crop_kwargs", None)
+        if net_kw:
+            return dict(net_kw)
+        m = self.attr_cfg.MODEL
+        return {"size": int(m.CROP_SIZE), "margin": float(m.CROP_MARGIN)}
+
+    # inference ------------------------------------------------------------------------------------------
+    def __call__(self, inputs: Union[ImageInput, Sequence[ImageInput]], color: str = "bgr"):
+        """Faces of one image (``list[Face]``) or of a batch (``list[list[Face]]``).
+
+        Args:
+            inputs: a path, an ``H x W x 3`` uint8 array, or a list of these (or an
+                ``N x H x W x 3`` array). Paths are decoded with EXIF rotation applied.
+            color: channel order of array inputs, ``"bgr"`` (OpenCV, default) or ``"rgb"``.
+        """
+        if _is_single(inputs):
+            return self.predict_batch([inputs], color=color)[0]
+        return self.predict_batch(list(inputs), color=color)
+
+    def predict_results(self, inputs: Sequence[ImageInput], color: str = "bgr",
+                        files: Optional[Sequence[str]] = None,
+                        frames: Optional[Sequence[Optional[int]]] = None) -> List[ImageResult]:
+        """Like :meth:`predict_batch`, returning :class:`ImageResult` records (file, size,
+        frame, faces) ready for the writers. ``files`` default to the paths given, or
+        ``"<array N>"``."""
+        inputs = list(inputs)
+        rgbs = [self._to_rgb(x, color, i) for i, x in enumerate(inputs)]
+        faces = self.predict_batch(rgbs, color="rgb")
+        out = []
+        for i, (x, rgb, fs) in enumerate(zip(inputs, rgbs, faces)):
+            name = files[i] if files is not None else (str(x) if isinstance(x, (str, Path)) else f"<array {i}>")
+            out.append(ImageResult(file=name, width=rgb.shape[1], height=rgb.shape[0],
+                                   frame=None if frames is None else frames[i], faces=fs))
+        return out
+
+    @staticmethod
+    def _to_rgb(x, color: str, i: int) -> np.ndarray:
+        if isinstance(x, (str, Path)):
+            return load_image(x)
+        return to_rgb_array(x, color, name=f"image {i}")
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[ImageInput], color: str = "bgr") -> List[List[Face]]:
+        """Faces of every image of ``images`` (see :meth:`__call__`), one detector call and one
+        attribute-net call for the whole batch."""
+        if color not in ("bgr", "rgb"):
+            raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        t0 = time.perf_counter()
+        cuda = self.device.type == "cuda"
+
+        def sync():
+            if cuda:
+                torch.cuda.synchronize(self.device)
+
+        # 1. preprocess
+        rgbs, tensors, scales = [], [], []
+        for i, x in enumerate(images):
+            rgb = self._to_rgb(x, color, i)
+            small, _ = resize_max_side(rgb, self.max_size)
+            t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+            rgbs.append(rgb)
+            tensors.append(t)
+            scales.append((rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]))
+        sync()
+        t1 = time.perf_counter()
+
+        # 2. detector (whole batch)
+        outputs = self.detector(tensors) if tensors else []
+        sync()
+        t2 = time.perf_counter()
+
+        # 3. postprocess: back to original pixels, binary masks
+        per_image = []
+        for rgb, out, (sx, sy) in zip(rgbs, outputs, scales):
+            per_image.append(self._postprocess(rgb, out, sx, sy))
+        sync()
+        t3 = time.perf_counter()
+
+        # 4. crops of every face of the batch -> one attribute-net call
+        n_faces = sum(len(p[0]) for p in per_image)
+        attrs: List[Optional[Dict[str, Any]]] = [None] * n_faces
+        if self.attribute_net is not None and n_faces:
+            from maskface.modeling.attributes import extract_face_crops
+
+            kw = self.crop_kwargs()
+            crops = []
+            for rgb, (boxes, masks_dev, _) in zip(rgbs, per_image):
+                if len(boxes) == 0:
+                    continue
+                img = torch.from_numpy(rgb).to(self.device) if cuda else rgb
+                crops.append(extract_face_crops(img, boxes, list(masks_dev), **kw))
+            batch = torch.cat(crops).to(self.device)
+            raw = self.attribute_net(batch)
+            attrs = list(self.attribute_net.decode(raw))
+            if len(attrs) != n_faces:
+                raise RuntimeError(f"attribute net decoded {len(attrs)} faces for {n_faces} crops")
+        sync()
+        t4 = time.perf_counter()
+
+        # 5. Face records
+        results: List[List[Face]] = []
+        k = 0
+        for boxes, _, (scores, masks_np) in per_image:
+            faces = []
+            for j in range(len(boxes)):
+                f = Face(box=boxes[j].tolist(), score=float(scores[j]), mask=masks_np[j])
+                f.set_attributes(attrs[k])
+                k += 1
+                faces.append(f)
+            results.append(faces)
+        t5 = time.perf_counter()
+        self.timings = {
+            "preprocess_ms": (t1 - t0) * 1e3,
+            "detector_ms": (t2 - t1) * 1e3,
+            "postprocess_ms": (t3 - t2 + t5 - t4) * 1e3,
+            "attributes_ms": (t4 - t3) * 1e3,
+            "total_ms": (t5 - t0) * 1e3,
+            "images": len(rgbs),
+            "faces": n_faces,
+        }
+        return results
+
+    def _postprocess(self, rgb: np.ndarray, out: Dict[str, torch.Tensor], sx: float, sy: float):
+        """Detector output of a (possibly shrunk) image -> boxes (N,4) float32 numpy in original
+        px, masks on the device (N, H, W) bool, and (scores, masks as numpy bool)."""
+        h, w = rgb.shape[:2]
+        keep = out["scores"] >= self.score_thresh
+        if "labels" in out:
+            keep &= out["labels"] == 1
+        boxes = out["boxes"][keep].float()
+        scores = out["scores"][keep].float()
+        probs = out["masks"][keep] if "masks" in out else None
+        if boxes.numel():
+            boxes = boxes * torch.tensor([sx, sy, sx, sy], device=boxes.device, dtype=boxes.dtype)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        n = boxes.shape[0]
+        if probs is None:
+            masks = [None] * n
+            masks_np = [None] * n
+        else:
+            probs = probs[:, 0] if probs.dim() == 4 else probs
+            if probs.shape[-2:] != (h, w):
+                chunks = []
+                step = max(1, int(2e8 // (4 * h * w)))  # ~200 MB of float masks at a time on huge images
+                for s in range(0, n, step):
+                    up = torch.nn.functional.interpolate(probs[s:s + step, None].float(), size=(h, w),
+                                                         mode="bilinear", align_corners=False)[:, 0]
+                    chunks.append(up > self.mask_thresh)
+                masks = torch.cat(chunks) if chunks else torch.zeros((0, h, w), dtype=torch.bool, device=probs.device)
+            else:
+                masks = probs > self.mask_thresh
+            masks_np = list(masks.cpu().numpy()) if n else []
+        return boxes.cpu().numpy().astype(np.float32), masks, (scores.cpu().numpy(), masks_np)
+
+    # conveniences -----------------------------------------------------------------------------------------
+    def warmup(self, size=(480, 640)) -> None:
+        """One forward on a blank image (first-call allocations, cuDNN autotune)."""
+        self.predict_batch([np.zeros((*size, 3), np.uint8)], color="rgb")
+
+    def __repr__(self) -> str:
+        return (f"FacePredictor(model={self.model_info['name']!r}, device={self.device}, "
+                f"attributes={self.has_attributes}, score_thresh={self.score_thresh}, max_size={self.max_size})")

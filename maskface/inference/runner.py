@@ -1,0 +1,422 @@
+"""Batch inference over images, folders, globs, videos and webcams, with resumable outputs.
+
+This is what ``tools/infer.py`` runs (the tool only parses arguments). Output folder::
+
+    results.jsonl        one line per image / processed frame, written as it goes (resume log)
+    results.json         {"model", "images", "errors"} (schema: maskface/inference/SCHEMA.md)
+    results.csv          one row per face
+    coco_results.json    with coco=True: COCO results + attributes
+    coco_images.json     with coco=True: the matching COCO image list
+    config.yaml          merged detector config; attributes_config.yaml: attribute-net config
+    vis/<input path relative to the inputs' common folder>   annotated images / .mp4 videos
+
+Every input that fails (unreadable image, video that cannot be opened or ends early, a
+prediction error) is reported with its file and reason, the rest are still processed, and the
+summary's ``exit_code`` is non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from maskface.inference.image_io import ImageLoadError, load_image, rgb_to_bgr
+from maskface.inference.results import ImageResult
+from maskface.inference.video import VideoOpenError, VideoReader, VideoWriter, process_video
+from maskface.inference.visualize import draw_faces
+from maskface.inference.writers import (
+    JsonlWriter,
+    read_jsonl,
+    write_coco_results,
+    write_results_csv,
+    write_results_json,
+)
+from maskface.utils.io import atomic_write, load_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RunSummary", "InferenceRunner", "display_available"]
+
+VIS_DIR = "vis"
+
+
+def display_available() -> Tuple[bool, str]:
+    """Whether a window can be shown, and why not."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display available (DISPLAY / WAYLAND_DISPLAY not set, e.g. an SSH session or a container)"
+    return True, ""
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``exit_code`` is 0 only when nothing failed."""
+
+    output_dir: str
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    faces: int = 0
+    skipped: int = 0
+    errors: List[Dict[str, str]] = field(default_factory=list)
+    outputs: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.errors else 0
+
+    def format(self) -> str:
+        lines = [
+            f"MaskFace: {self.images} image(s), {self.videos} video(s) / {self.frames} frame(s), "
+            f"{self.faces} face(s), {len(self.errors)} error(s)"
+            + (f", {self.skipped} input(s) skipped (already done)" if self.skipped else "")
+            + f" in {self.seconds:.1f} s" + (" -- INTERRUPTED" if self.interrupted else ""),
+        ]
+        for e in self.errors[:20]:
+            lines.append(f"  error: {e['file']}: {e['error']}")
+        if len(self.errors) > 20:
+            lines.append(f"  ... and {len(self.errors) - 20} more (see results.json)")
+        lines.append(f"outputs in {self.output_dir}:")
+        for k, v in self.outputs.items():
+            lines.append(f"  {k:<16} {v}")
+        return "\n".join(lines)
+
+
+class InferenceRunner:
+    """Runs a :class:`~maskface.inference.predictor.FacePredictor` over inputs into ``output_dir``.
+
+    Args:
+        predictor: a built predictor.
+        output_dir: created if needed.
+        batch_size: images (or video frames) per predictor call.
+        vis: write annotated images / videos under ``vis/``.
+        show: display each annotated image / frame in a window ('q' or Esc stops).
+        skip_existing: resume: skip inputs already in ``results.jsonl`` / ``results.json``
+            (failed inputs and unfinished videos are redone).
+        every_n_frames: process every n-th video frame (output videos keep every frame).
+        coco: also write ``coco_results.json`` + ``coco_images.json``.
+        track: track faces in videos (stable ``track_id``, smoothed attributes).
+        max_frames: stop each video / webcam after this many frames.
+        progress: show tqdm progress bars.
+    """
+
+    def __init__(self, predictor, output_dir: str, batch_size: int = 4, vis: bool = True, show: bool = False,
+                 skip_existing: bool = False, every_n_frames: int = 1, coco: bool = False, track: bool = True,
+                 max_frames: Optional[int] = None, progress: bool = True):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if every_n_frames < 1:
+            raise ValueError(f"every_n_frames must be >= 1, got {every_n_frames}")
+        self.predictor = predictor
+        self.out = Path(output_dir)
+        self.batch_size = batch_size
+        self.vis = vis
+        self.show = show
+        self.skip_existing = skip_existing
+        self.every_n_frames = every_n_frames
+        self.coco = coco
+        self.track = track
+        self.max_frames = max_frames
+        self.progress = progress
+        self._window = False
+        self._stop = False
+
+    # paths -------------------------------------------------------------------------------------------
+    @property
+    def jsonl_path(self) -> Path:
+        return self.out / "results.jsonl"
+
+    def _vis_path(self, file: str, root: Optional[str], video: bool) -> Path:
+        if root is None:
+            rel = Path(file.replace(":", "_")).name
+        else:
+            rel = os.path.relpath(os.path.abspath(file), root)
+            if rel.startswith(".."):
+                rel = Path(file).name
+        p = self.out / VIS_DIR / rel
+        if video:
+            return p.with_suffix(".mp4")
+        # Keep the input's name; formats OpenCV may not write get ".png" appended (a.tif -> a.tif.png,
+        # so a.tif and a.png never collide).
+        return p if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else p.with_name(p.name + ".png")
+
+    # resume ------------------------------------------------------------------------------------------------
+    def _prepare_log(self) -> Set[str]:
+        """Start ``results.jsonl`` (fresh, or cleaned for resume) and return the done files."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not self.skip_existing:
+            JsonlWriter(self.jsonl_path, append=False).close()
+            return set()
+        records: List[dict] = []
+        if self.jsonl_path.exists():
+            records = list(read_jsonl(self.jsonl_path))
+        elif (self.out / "results.json").exists():
+            try:
+                data = load_json(self.out / "results.json")
+                records = list(data.get("images", []))
+                done_videos = {r["file"] for r in records if r.get("frame") is not None}
+                failed = {e.get("file") for e in data.get("errors", [])}
+                records += [{"file": f, "complete": True} for f in done_videos - failed]
+            except (ValueError, OSError, AttributeError) as e:
+                logger.warning("--skip-existing: cannot read %s (%s); starting afresh", self.out / "results.json", e)
+                records = []
+        complete = {r["file"] for r in records if r.get("complete")}
+        keep = [r for r in records
+                if ("faces" in r and (r.get("frame") is None or r.get("file") in complete)) or r.get("complete")]
+        with atomic_write(self.jsonl_path) as f:
+            import json
+
+            for r in keep:
+                f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
+        return {r["file"] for r in keep if "faces" in r and r.get("frame") is None} | complete
+
+    # main -------------------------------------------------------------------------------------------------
+    def run(self, inputs: Sequence[Tuple[str, str]] = (), webcam: Optional[int] = None) -> RunSummary:
+        """Process ``[(path, "image" | "video")]`` (from :func:`collect_inputs`) and/or a webcam."""
+        t0 = time.perf_counter()
+        summary = RunSummary(output_dir=str(self.out))
+        if self.show:
+            ok, why = display_available()
+            if not ok:
+                print(f"--show: {why}; continuing without a window (outputs are still written to {self.out})",
+                      file=sys.stderr)
+                self.show = False
+        done = self._prepare_log()
+        self._save_configs(summary)
+        todo = []
+        for p, kind in inputs:
+            if p in done:
+                summary.skipped += 1
+            else:
+                todo.append((p, kind))
+        if summary.skipped:
+            logger.info("--skip-existing: %d input(s) already done, %d to do", summary.skipped, len(todo))
+        files = [p for p, _ in inputs]
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files]) if files else None
+        log = JsonlWriter(self.jsonl_path, append=True)
+        try:
+            images = [p for p, k in todo if k == "image"]
+            videos = [p for p, k in todo if k == "video"]
+            if images:
+                self._run_images(images, root, log, summary)
+            for v in videos:
+                if self._stop:
+                    break
+                self._run_video(v, v, root, log, summary)
+            if webcam is not None and not self._stop:
+                self._run_video(int(webcam), f"webcam:{webcam}", None, log, summary, camera=True)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            print("\ninterrupted: writing the results gathered so far", file=sys.stderr)
+        finally:
+            log.close()
+            self._close_window()
+            self._finalize(summary)
+            summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _save_configs(self, summary: RunSummary) -> None:
+        from maskface.engine.utils import save_config
+
+        summary.outputs["config"] = save_config(self.predictor.cfg, str(self.out), "config.yaml")
+        if getattr(self.predictor, "attr_cfg", None) is not None:
+            summary.outputs["attribute config"] = save_config(self.predictor.attr_cfg, str(self.out),
+                                                              "attributes_config.yaml")
+
+    def _error(self, log: JsonlWriter, summary: RunSummary, file: str, msg: str) -> None:
+        rec = {"file": str(file), "error": str(msg)}
+        summary.errors.append(rec)
+        log.write(rec)
+        logger.error("%s: %s", file, msg)
+
+    # images -----------------------------------------------------------------------------------------------
+    def _run_images(self, paths: List[str], root: Optional[str], log: JsonlWriter, summary: RunSummary) -> None:
+        bar = _tqdm(total=len(paths), unit="img", desc="images", disable=not self.progress)
+        batch: List[Tuple[str, np.ndarray]] = []
+        try:
+            for p in paths:
+                if self._stop:
+                    break
+                try:
+                    batch.append((p, load_image(p)))
+                except ImageLoadError as e:
+                    msg = str(e)
+                    self._error(log, summary, p, msg[len(p) + 2:] if msg.startswith(p + ": ") else msg)
+                    bar.update(1)
+                except MemoryError:
+                    self._error(log, summary, p, "out of memory while decoding (image too large?)")
+                    bar.update(1)
+                if len(batch) >= self.batch_size:
+                    self._flush_images(batch, root, log, summary, bar)
+            if batch and not self._stop:
+                self._flush_images(batch, root, log, summary, bar)
+        finally:
+            bar.close()
+
+    def _flush_images(self, batch, root, log, summary, bar) -> None:
+        files = [p for p, _ in batch]
+        rgbs = [a for _, a in batch]
+        try:
+            results = self.predictor.predict_results(rgbs, color="rgb", files=files)
+        except Exception as e:  # noqa: BLE001 - isolate the failing image(s) below
+            if len(batch) == 1:
+                self._error(log, summary, files[0], f"prediction failed: {type(e).__name__}: {e}")
+                bar.update(1)
+                batch.clear()
+                return
+            logger.warning("batch failed (%s); retrying its images one by one", e)
+            items = list(batch)
+            batch.clear()
+            for item in items:
+                self._flush_images([item], root, log, summary, bar)
+            return
+        for res, rgb in zip(results, rgbs):
+            log.write(res)
+            summary.images += 1
+            summary.faces += len(res.faces)
+            if self.vis or self.show:
+                canvas = draw_faces(rgb_to_bgr(rgb), res.faces, color="bgr")
+                if self.vis:
+                    self._write_image(self._vis_path(res.file, root, video=False), canvas, log, summary)
+                if self.show:
+                    self._show(canvas, wait=1)
+            bar.update(1)
+        bar.set_postfix(faces=summary.faces, errors=len(summary.errors))
+        batch.clear()
+
+    def _write_image(self, path: Path, bgr: np.ndarray, log, summary) -> None:
+        import cv2
+
+        ok, buf = cv2.imencode(path.suffix or ".png", bgr)
+        if not ok:
+            self._error(log, summary, str(path), "could not encode the annotated image")
+            return
+        with atomic_write(path, "wb") as f:
+            f.write(buf.tobytes())
+
+    # videos -----------------------------------------------------------------------------------------------
+    def _run_video(self, source, name: str, root: Optional[str], log: JsonlWriter, summary: RunSummary,
+                   camera: bool = False) -> None:
+        try:
+            reader = VideoReader(source, max_frames=self.max_frames)
+        except VideoOpenError as e:
+            msg = str(e)
+            self._error(log, summary, name, msg[len(name) + 2:] if msg.startswith(name + ": ") else msg)
+            return
+        writer = None
+        summary.videos += 1
+        bar = _tqdm(total=reader.total, unit="frame", desc=Path(name).name, disable=not self.progress)
+        failed = False
+        try:
+            if self.vis:
+                vpath = self._vis_path(name, root, video=True) if not camera else \
+                    self.out / VIS_DIR / f"webcam_{source}.mp4"
+                writer = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
+                logger.info("%s: writing %s at %.2f fps, %dx%d; audio (if any) is not copied (mp4v video only)",
+                            name, vpath, reader.fps, reader.width, reader.height)
+            for fr in process_video(self.predictor, reader, batch_size=self.batch_size,
+                                    every_n_frames=self.every_n_frames, track=self.track):
+                if fr.processed:
+                    res = ImageResult(file=name, width=fr.image_bgr.shape[1], height=fr.image_bgr.shape[0],
+                                      frame=fr.index, faces=fr.faces)
+                    log.write(res)
+                    summary.frames += 1
+                    summary.faces += len(fr.faces)
+                if writer is not None or self.show:
+                    canvas = draw_faces(fr.image_bgr, fr.faces, color="bgr")
+                    if writer is not None:
+                        writer.write(canvas)
+                    if self.show:
+                        self._show(canvas, wait=1)
+                bar.update(1)
+                if fr.processed and fr.index % 25 == 0:
+                    bar.set_postfix(faces=summary.faces)
+                if self._stop:
+                    break
+        except KeyboardInterrupt:
+            if camera:  # Ctrl-C is how a webcam session ends
+                print("\nwebcam stopped", file=sys.stderr)
+            else:
+                failed = True
+                raise
+        except Exception as e:  # noqa: BLE001 - report, keep going with the next input
+            failed = True
+            self._error(log, summary, name, f"failed at frame {reader.frames_read}: {type(e).__name__}: {e}")
+        finally:
+            bar.close()
+            reader.close()
+            if writer is not None:
+                writer.close(commit=True)
+                summary.outputs.setdefault("annotated", str(self.out / VIS_DIR))
+        if failed:
+            return
+        if reader.ended_early():
+            self._error(log, summary, name, f"video ended early: read {reader.frames_read} of {reader.total} frames "
+                                            "(truncated or corrupt file); results of the frames read are kept")
+        elif not camera and not self._stop:
+            log.write({"file": name, "complete": True, "frames": reader.frames_read})
+
+    # display ----------------------------------------------------------------------------------------------
+    def _show(self, bgr: np.ndarray, wait: int = 1) -> None:
+        import cv2
+
+        try:
+            cv2.imshow("MaskFace", bgr)
+            self._window = True
+            key = cv2.waitKey(wait) & 0xFF
+        except cv2.error as e:
+            print(f"--show: cannot open a window ({str(e).strip().splitlines()[-1]}); continuing without it",
+                  file=sys.stderr)
+            self.show = False
+            return
+        if key in (ord("q"), 27):
+            print("stopped by the user ('q')", file=sys.stderr)
+            self._stop = True
+
+    def _close_window(self) -> None:
+        if self._window:
+            import cv2
+
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:
+                pass
+
+    # final files ----------------------------------------------------------------------------------------------
+    def _finalize(self, summary: RunSummary) -> None:
+        def images() -> Iterator[dict]:
+            for r in read_jsonl(self.jsonl_path):
+                if "faces" in r:
+                    yield r
+
+        errors = [r for r in read_jsonl(self.jsonl_path) if "error" in r]
+        model = getattr(self.predictor, "model_info", None)
+        write_results_json(self.out / "results.json", images(), errors, model=model)
+        write_results_csv(self.out / "results.csv", images())
+        summary.outputs["results"] = str(self.out / "results.json")
+        summary.outputs["results (lines)"] = str(self.jsonl_path)
+        summary.outputs["table"] = str(self.out / "results.csv")
+        if self.coco:
+            write_coco_results(self.out / "coco_results.json", self.out / "coco_images.json", images())
+            summary.outputs["coco results"] = str(self.out / "coco_results.json")
+            summary.outputs["coco images"] = str(self.out / "coco_images.json")
+        if self.vis and (self.out / VIS_DIR).exists():
+            summary.outputs["annotated"] = str(self.out / VIS_DIR)
+        # the summary's order: results first, configs last
+        summary.outputs = dict(sorted(summary.outputs.items(), key=lambda kv: "config" in kv[0]))
+
+
+def _tqdm(**kw):
+    from tqdm import tqdm
+
+    return tqdm(dynamic_ncols=True, leave=False, **kw)

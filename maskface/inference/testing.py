@@ -1,0 +1,85 @@
+"""Tiny random-weight models for tests, smoke runs and benchmarks of the inference plumbing.
+
+They are *untrained*: with ``SCORE_THRESH 0`` the detector returns ``DETECTIONS_PER_IMAGE``
+arbitrary "faces" per image, which is what tests of writers, tracking and the CLI need.
+
+    >>> files = write_tiny_models(tmp_path)
+    >>> predictor = FacePredictor(**files.predictor_kwargs(), device="cpu")
+    >>> # or: tools/infer.py --detector-config {files.detector_config} --detector-weights ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+#: Detector overrides: ResNet-18 with slim FPN / heads on 128 px inputs, few proposals.
+TINY_DETECTOR_OPTS: List[str] = [
+    "MODEL.BACKBONE", "resnet18", "MODEL.FPN_CHANNELS", "32", "MODEL.BOX_HEAD_DIM", "64",
+    "MODEL.MASK_HEAD_DIM", "32", "MODEL.MIN_SIZE", "128", "MODEL.MAX_SIZE", "192",
+    "MODEL.RPN_PRE_NMS_TOP_N_TEST", "100", "MODEL.RPN_POST_NMS_TOP_N_TEST", "50",
+    "MODEL.SCORE_THRESH", "0.0", "MODEL.DETECTIONS_PER_IMAGE", "3", "MODEL.DEVICE", "cpu",
+]
+#: Attribute-net overrides: width 8, 32 px crops.
+TINY_ATTRIBUTE_OPTS: List[str] = ["MODEL.WIDTH", "8", "MODEL.CROP_SIZE", "32"]
+
+
+@dataclass
+class TinyModelFiles:
+    detector_config: str
+    detector_weights: str
+    attribute_config: str
+    attribute_weights: str
+
+    def predictor_kwargs(self, attributes: bool = True) -> Dict[str, Any]:
+        kw: Dict[str, Any] = {"detector_config": self.detector_config, "detector_weights": self.detector_weights}
+        if attributes:
+            kw.update(attribute_config=self.attribute_config, attribute_weights=self.attribute_weights)
+        return kw
+
+
+def _opts_to_yaml(defaults, opts: List[str]) -> str:
+    cfg = defaults.clone()
+    cfg.merge_from_list(opts)
+    return cfg.dump()
+
+
+def write_tiny_models(directory, seed: int = 0, attributes: bool = True) -> TinyModelFiles:
+    """Write tiny random-weight detector (+ attribute net) checkpoints and their full YAML
+    configs into ``directory``; returns the paths."""
+    import torch
+
+    from maskface.config import get_attr_cfg, get_cfg
+    from maskface.modeling.face_rcnn import build_face_rcnn
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    det_cfg = d / "tiny_detector.yaml"
+    det_cfg.write_text(_opts_to_yaml(get_cfg(), TINY_DETECTOR_OPTS), encoding="utf-8")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(det_cfg))
+    det_w = d / "tiny_detector.pth"
+    torch.save({"model": build_face_rcnn(cfg).state_dict()}, det_w)
+    attr_cfg_path = d / "tiny_attributes.yaml"
+    attr_w = d / "tiny_attributes.pth"
+    if attributes:
+        from maskface.modeling.attributes import AttributeNet
+
+        attr_cfg_path.write_text(_opts_to_yaml(get_attr_cfg(), TINY_ATTRIBUTE_OPTS), encoding="utf-8")
+        acfg = get_attr_cfg()
+        acfg.merge_from_file(str(attr_cfg_path))
+        torch.save({"model": AttributeNet.from_config(acfg).state_dict()}, attr_w)
+    return TinyModelFiles(str(det_cfg), str(det_w), str(attr_cfg_path), str(attr_w))
+
+
+def session_tiny_models(tmp_path_factory) -> TinyModelFiles:
+    """The tiny models written once per pytest session (shared by every test folder):
+    ``tiny = session_tiny_models(tmp_path_factory)`` inside a session/module fixture."""
+    d = Path(tmp_path_factory.getbasetemp()) / "maskface_tiny_models"
+    files = TinyModelFiles(str(d / "tiny_detector.yaml"), str(d / "tiny_detector.pth"),
+                           str(d / "tiny_attributes.yaml"), str(d / "tiny_attributes.pth"))
+    if all(Path(p).is_file() for p in vars(files).values()):
+        return files
+    return write_tiny_models(d)

@@ -1,0 +1,151 @@
+"""FacePredictor on tiny random-weight models: input forms, colour order, batching (one
+attribute call per batch), max-size mapping back to original pixels, checkpoint errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from maskface.inference.predictor import FacePredictor
+from maskface.inference.results import Face
+
+ATTR_FIELDS = ("age", "age_std", "age_group", "gender", "gender_prob", "emotion", "emotion_probs")
+
+
+def _img(seed=0, h=96, w=128):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_single_batch_and_colour(tiny_predictor):
+    img = _img()
+    faces = tiny_predictor(img)
+    assert isinstance(faces, list) and faces and all(isinstance(f, Face) for f in faces)
+    f = faces[0]
+    assert f.mask.shape == (96, 128) and f.mask.dtype == bool
+    assert 0 <= f.box[0] <= f.box[2] <= 128 and 0 <= f.box[1] <= f.box[3] <= 96
+    assert all(getattr(f, k) is not None for k in ATTR_FIELDS)
+    assert f.gender in ("female", "male") and 0.5 <= f.gender_prob <= 1
+    rgb_faces = tiny_predictor(img[:, :, ::-1].copy(), color="rgb")  # same pixels, told it is RGB
+    assert np.allclose([g.box for g in rgb_faces], [g.box for g in faces], atol=1e-3)
+    batch = tiny_predictor([img, _img(1, 64, 80)])
+    assert len(batch) == 2 and batch[1][0].mask.shape == (64, 80)
+    stacked = tiny_predictor(np.stack([img, img]))
+    assert len(stacked) == 2
+    t = tiny_predictor.timings
+    assert {"preprocess_ms", "detector_ms", "attributes_ms", "postprocess_ms", "total_ms"} <= set(t)
+    assert t["images"] == 2 and t["faces"] == sum(len(x) for x in stacked)
+
+
+def test_one_attribute_call_per_batch(tiny_predictor, monkeypatch):
+    calls = []
+    net = tiny_predictor.attribute_net
+    orig = net.forward
+
+    def counting(crops):
+        calls.append(crops.shape[0])
+        return orig(crops)
+
+    monkeypatch.setattr(net, "forward", counting)
+    out = tiny_predictor([_img(2), _img(3), _img(4)])
+    assert calls == [sum(len(x) for x in out)]
+
+
+def test_path_input_with_exif(tiny_predictor, tmp_path):
+    arr = _img(5, 60, 100)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    p = tmp_path / "r.jpg"
+    im.save(p, exif=exif)
+    faces = tiny_predictor(str(p))
+    assert faces and faces[0].mask.shape == (100, 60)  # rotated: 60 wide, 100 high
+    res = tiny_predictor.predict_results([str(p)])[0]
+    assert (res.width, res.height, res.file) == (60, 100, str(p))
+
+
+def test_bad_inputs(tiny_predictor):
+    with pytest.raises(ValueError, match=r"expected a 3-channel image, got shape \(20, 30\)"):
+        tiny_predictor(np.zeros((20, 30), np.uint8))
+    with pytest.raises(ValueError, match="color"):
+        tiny_predictor(_img(), color="yuv")
+    with pytest.raises(TypeError):
+        tiny_predictor(torch.zeros(3, 10, 10))
+
+
+class _FakeDetector(torch.nn.Module):
+    """Returns one face covering the box [w/4, h/4, w/2, 3h/4] of whatever it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, images):
+        outs = []
+        for im in images:
+            h, w = im.shape[-2:]
+            self.seen.append((h, w))
+            m = torch.zeros(1, 1, h, w)
+            m[..., h // 4: 3 * h // 4, w // 4: w // 2] = 1.0
+            outs.append({"boxes": torch.tensor([[w / 4, h / 4, w / 2, 3 * h / 4]]), "scores": torch.tensor([0.9]),
+                         "labels": torch.tensor([1]), "masks": m})
+        return outs
+
+
+def test_max_size_maps_back_to_original_pixels(tiny_files):
+    p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", max_size=100)
+    p.detector = _FakeDetector()
+    faces = p(np.zeros((300, 400, 3), np.uint8))
+    assert p.detector.seen == [(75, 100)]  # processed at 100 px longest side
+    f = faces[0]
+    assert f.box == pytest.approx([100, 75, 200, 225], abs=0.5)
+    assert f.mask.shape == (300, 400)
+    assert abs(int(f.mask.sum()) - 100 * 150) < 0.05 * 100 * 150
+    ys, xs = np.nonzero(f.mask)
+    assert abs(xs.min() - 100) <= 3 and abs(xs.max() - 199) <= 3 and abs(ys.min() - 75) <= 3
+    small = p(np.zeros((60, 80, 3), np.uint8))[0]  # never enlarged
+    assert p.detector.seen[-1] == (60, 80) and small.box == pytest.approx([20, 15, 40, 45])
+
+
+def test_without_attribute_net(tiny_files):
+    p = FacePredictor(detector_config=tiny_files.detector_config, detector_weights=tiny_files.detector_weights,
+                      device="cpu", score_thresh=0.0)
+    assert not p.has_attributes and p.attr_cfg is None
+    faces = p(_img())
+    assert faces and all(getattr(f, k) is None for f in faces for k in ATTR_FIELDS)
+    assert faces[0].to_dict()["age"] is None
+
+
+def test_checkpoint_errors(tiny_files, tmp_path):
+    with pytest.raises(ValueError, match="no detector weights"):
+        FacePredictor(detector_config=tiny_files.detector_config, device="cpu")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        FacePredictor(detector_config=tiny_files.detector_config, detector_weights=str(tmp_path / "x.pth"),
+                      device="cpu")
+    with pytest.raises(RuntimeError, match="does not match the model"):
+        FacePredictor(detector_config=tiny_files.detector_config, detector_weights=tiny_files.attribute_weights,
+                      device="cpu")
+    with pytest.raises(RuntimeError, match="does not match the model"):  # wrong config for the weights
+        FacePredictor(detector_config=tiny_files.detector_config, detector_weights=tiny_files.detector_weights,
+                      detector_opts=["MODEL.FPN_CHANNELS", "64"], device="cpu")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="cannot read checkpoint"):
+        FacePredictor(detector_config=tiny_files.detector_config, detector_weights=str(junk), device="cpu")
+
+
+def test_thresholds_settable_between_calls(tiny_files):
+    p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", score_thresh=0.0)
+    img = _img(6)
+    n_all = len(p(img))
+    p.score_thresh = 0.99  # random weights score ~0.5
+    assert p.detector.roi_heads.score_thresh == 0.99 and p(img) == []
+    p.score_thresh = 0.0
+    assert len(p(img)) == n_all
+    p.max_size = 64
+    assert p.detector.transform.max_size == 64 and p.detector.transform.min_size == (64,)
+    faces = p(img)
+    assert faces and faces[0].mask.shape == img.shape[:2]
+    p.max_size = 192
+    assert p.detector.transform.min_size == (128,)
+    with pytest.raises(ValueError, match="max_size"):
+        p.max_size = 8

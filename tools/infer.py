@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Run MaskFace on images, folders, globs, videos or a webcam.
+
+Examples:
+    python tools/infer.py --input photo.jpg --output out/
+    python tools/infer.py --input photos/ --output out/ --coco --batch-size 8
+    python tools/infer.py --input "shots/**/*.png" --output out/ --max-size 1600
+    python tools/infer.py --input clip.mp4 --output out/ --every-n-frames 2
+    python tools/infer.py --webcam 0 --output out/ --show
+    python tools/infer.py --input photos/ --output out/ --skip-existing     # resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+SCHEMA_HELP = """\
+outputs (in --output):
+  results.json   {"model": {...}, "images": [{"file", "width", "height", "frame",
+                  "faces": [{"box": [x1, y1, x2, y2] px, "score", "mask": {"size": [H, W],
+                  "counts": RLE str}, "age" years, "age_std" years, "age_group" "25-32",
+                  "gender" "female"|"male", "gender_prob", "emotion", "emotion_probs" {name: p},
+                  "track_id" int|null}]}], "errors": [{"file", "error"}]}
+                 Boxes and masks are in original-image pixels (after EXIF rotation).
+                 Attributes are null when the model has no attribute net.
+  results.jsonl  the same records, one per line, written as the run goes (--skip-existing)
+  results.csv    one row per face (box, score, attributes, emotion probabilities, mask_area)
+  coco_results.json + coco_images.json   with --coco
+  vis/           annotated images and videos (unless --no-vis)
+  config.yaml, attributes_config.yaml    the merged configs
+full schema: maskface/inference/SCHEMA.md
+
+exit status: 0 when every input was processed, 1 when any failed (listed in the summary and
+in results.json "errors"), 2 for bad arguments or a model that cannot be loaded, 130 on Ctrl-C.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="MaskFace inference: faces (box, mask, age, gender, emotion) on images and videos.",
+        epilog=SCHEMA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("input")
+    src.add_argument("--input", nargs="+", metavar="X",
+                     help="image file, folder (searched recursively), glob pattern (quote it), or video file")
+    src.add_argument("--webcam", type=int, metavar="N", help="camera index (cv2.VideoCapture(N))")
+    src.add_argument("--color", choices=("bgr", "rgb"), default=None,
+                     help="channel order of array inputs in the Python API; irrelevant here (files are decoded "
+                          "by the tool)")
+    out = p.add_argument_group("output")
+    out.add_argument("--output", required=False, metavar="DIR", help="output folder (created)")
+    out.add_argument("--no-vis", action="store_true", help="do not write annotated images / videos")
+    out.add_argument("--show", action="store_true", help="show annotated frames in a window ('q' stops)")
+    out.add_argument("--coco", action="store_true", help="also write coco_results.json + coco_images.json")
+    out.add_argument("--skip-existing", action="store_true",
+                     help="resume: skip inputs already in DIR/results.jsonl or results.json")
+    out.add_argument("--quiet", action="store_true", help="no progress bars")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=None, help="model-zoo name (default maskface-lite); see --list-models")
+    m.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
+    m.add_argument("--detector-config", help="detector YAML (overrides the zoo entry's)")
+    m.add_argument("--detector-weights", help="detector checkpoint (overrides the zoo entry's)")
+    m.add_argument("--attribute-config", help="attribute-net YAML")
+    m.add_argument("--attribute-weights", help="attribute-net checkpoint")
+    m.add_argument("--no-attributes", action="store_true", help="detection + masks only")
+    m.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="detector config overrides, e.g. MODEL.MIN_SIZE 640")
+    m.add_argument("--attr-opts", nargs="+", default=[], metavar="KEY VALUE", help="attribute config overrides")
+    r = p.add_argument_group("run")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--batch-size", type=int, default=4, help="images / frames per forward")
+    r.add_argument("--score-thresh", type=float, help="minimum detection score (config MODEL.SCORE_THRESH)")
+    r.add_argument("--mask-thresh", type=float, help="mask probability threshold (config MODEL.MASK_THRESH)")
+    r.add_argument("--max-size", type=int,
+                   help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger images "
+                        "are shrunk and results mapped back to original pixels. The detector's own resize still "
+                        "applies: for more detail on big images raise MODEL.MIN_SIZE too (--opts)")
+    r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
+    r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
+    r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_models:
+        from maskface.model_zoo import list_models
+
+        print("\n".join(list_models()))
+        return 0
+
+    def fail(msg: str) -> int:
+        print(f"infer.py: error: {msg}", file=sys.stderr)
+        return 2
+
+    if not args.input and args.webcam is None:
+        return fail("give --input X (image, folder, glob or video) or --webcam N")
+    if not args.output:
+        return fail("--output DIR is required")
+    if args.batch_size < 1 or args.every_n_frames < 1:
+        return fail("--batch-size and --every-n-frames must be >= 1")
+    if args.color is not None:
+        print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
+              file=sys.stderr)
+
+    from maskface.engine.utils import setup_logging
+    from maskface.inference.image_io import InputSpecError, collect_inputs
+
+    os.makedirs(args.output, exist_ok=True)
+    setup_logging(args.output, level=logging.WARNING if args.quiet else logging.INFO)
+    try:
+        inputs = collect_inputs(args.input) if args.input else []
+    except InputSpecError as e:
+        return fail(str(e))
+
+    from maskface.inference.predictor import FacePredictor
+    from maskface.inference.runner import InferenceRunner
+
+    try:
+        predictor = FacePredictor(
+            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
+            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
+            score_thresh=args.score_thresh, mask_thresh=args.mask_thresh, max_size=args.max_size,
+            detector_opts=args.opts, attribute_opts=args.attr_opts, attributes=not args.no_attributes)
+    except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
+        return fail(f"cannot load the model: {e}")
+
+    runner = InferenceRunner(
+        predictor, args.output, batch_size=args.batch_size, vis=not args.no_vis, show=args.show,
+        skip_existing=args.skip_existing, every_n_frames=args.every_n_frames, coco=args.coco,
+        track=not args.no_track, max_frames=args.max_frames, progress=not args.quiet)
+    summary = runner.run(inputs, webcam=args.webcam)
+    print(summary.format())
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
