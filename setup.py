@@ -31,6 +31,8 @@ extras = {
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"])
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
+    # web app end-to-end test in headless Chromium (system packages chromium + chromium-driver)
+    | {"selenium>=4.11"}
 )
 
 setup(

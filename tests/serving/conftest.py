@@ -1,0 +1,148 @@
+"""Fixtures of the web-app tests: a tiny random-weight predictor (no trained weights needed;
+SCORE_THRESH 0 so it still returns faces), apps with small limits and a private temp folder,
+and public-domain test media (skimage's astronaut, encoded in memory)."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """Config YAMLs + random weights of a tiny detector and attribute net, as files (the way
+    ``tools/serve.py`` loads models); ``maskface.inference.testing`` builds them."""
+    from maskface.inference.testing import write_tiny_models
+
+    return write_tiny_models(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def predictor(tiny_model_files):
+    from maskface.inference.predictor import FacePredictor
+
+    return FacePredictor(device="cpu", **tiny_model_files.predictor_kwargs())
+
+
+@pytest.fixture(scope="session")
+def astronaut_rgb():
+    from skimage import data
+
+    return data.astronaut()  # 512 x 512 RGB, public domain (NASA)
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut_rgb) -> bytes:
+    ok, buf = cv2.imencode(".jpg", astronaut_rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buf.tobytes()
+
+
+def _write_video(path, n_frames: int, size: int = 96, fourcc: str = "MJPG", fps: float = 10.0) -> str:
+    """A short clip of the astronaut sliding sideways (real content, so the detector has work)."""
+    from skimage import data
+
+    base = cv2.resize(data.astronaut()[:, :, ::-1], (size, size))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
+    assert w.isOpened(), f"cv2.VideoWriter cannot write {fourcc} to {path}"
+    for i in range(n_frames):
+        w.write(np.ascontiguousarray(np.roll(base, 2 * i, axis=1)))
+    w.release()
+    return str(path)
+
+
+@pytest.fixture
+def write_video():
+    """``write_video(path, n_frames, size=96, fourcc="MJPG")`` -> path."""
+    return _write_video
+
+
+@pytest.fixture
+def recorder():
+    """``recorder(predictor, delay=0)`` -> a :class:`CallRecorder` around it."""
+    return CallRecorder
+
+
+class CallRecorder:
+    """Wraps a predictor: records every model call (thread, start, end), optionally slowed down.
+
+    Only ``predict_results`` / ``predict_batch`` are intercepted; everything else (thresholds,
+    model_info, device) reads and writes through to the real predictor."""
+
+    def __init__(self, predictor, delay: float = 0.0):
+        object.__setattr__(self, "_p", predictor)
+        object.__setattr__(self, "delay", delay)
+        object.__setattr__(self, "calls", [])
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def _record(self, fn, *a, **kw):
+        start = time.perf_counter()
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            return fn(*a, **kw)
+        finally:
+            with self._lock:
+                self.calls.append((threading.get_ident(), start, time.perf_counter()))
+
+    def predict_results(self, *a, **kw):
+        return self._record(self._p.predict_results, *a, **kw)
+
+    def predict_batch(self, *a, **kw):
+        return self._record(self._p.predict_batch, *a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._p, name, value)
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """``make_app(predictor, **limits)`` -> (app, upload_tmp_dir). After the test, every app's
+    worker must be idle and its temp folder EMPTY (no leaked upload, whatever the test did)."""
+    from maskface.serving.app import create_app
+    from maskface.serving.service import Limits
+
+    made = []
+
+    def make(pred, **limits):
+        tmp = tmp_path / f"uploads{len(made)}"
+        limits.setdefault("max_upload_bytes", 2 << 20)
+        limits.setdefault("max_video_frames", 20)
+        limits.setdefault("timeout_s", 60.0)
+        app = create_app(pred, limits=Limits(**limits), tmp_dir=str(tmp))
+        made.append((app, tmp))
+        return app, tmp
+
+    yield make
+    for app, tmp in made:
+        service = app.extensions["maskface"]
+        assert service.worker.wait_idle(timeout=30), "inference worker still busy after the test"
+        service.close()
+        assert os.listdir(tmp) == [], f"temporary files left behind: {os.listdir(tmp)}"
+
+
+@pytest.fixture
+def client(make_app, predictor):
+    app, _ = make_app(predictor)
+    return app.test_client()
+
+
+@pytest.fixture
+def post():
+    """``post(client, data, filename="photo.jpg", query="", **form_fields)`` -> response."""
+    return _post_file
+
+
+def _post_file(client, data: bytes, filename: str = "photo.jpg", query: str = "", **fields):
+    form = {"file": (io.BytesIO(data), filename)}
+    form.update({k: str(v) for k, v in fields.items()})
+    return client.post("/api/v1/analyze" + query, data=form, content_type="multipart/form-data")

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Serve MaskFace as a web app and REST API.
+
+Examples:
+    python tools/serve.py                                   # http://127.0.0.1:8000, model maskface-lite
+    python tools/serve.py --port 8080 --device cuda
+    python tools/serve.py --host 0.0.0.0 --max-upload-mb 64 --timeout 300 --max-video-frames 3000
+    python tools/serve.py --detector-config cfg.yaml --detector-weights det.pth --no-attributes
+    curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
+    curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
+
+Open http://127.0.0.1:8000/ for the upload page and /api/docs for the API reference.
+
+Why Flask (not FastAPI): the API is three routes around one model; Flask 3 is a small dependency
+(Werkzeug, Jinja2, click, itsdangerous, blinker), already the ``serve`` extra, and ships a test
+client, so the tests need nothing else. FastAPI would bring pydantic, starlette and uvicorn (plus
+python-multipart for uploads) for an OpenAPI generator and a Swagger UI that loads from a CDN by
+default, which this project may not use; the small OpenAPI document is written by hand
+(``maskface/serving/openapi.py``) and rendered by a local page instead.
+
+The server is Werkzeug's threaded server: HTTP requests are handled in parallel, inference runs on
+one worker thread (one model, one request at a time; the rest queue). It binds 127.0.0.1 unless
+--host says otherwise; put a reverse proxy (TLS, authentication) in front before exposing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+logger = logging.getLogger("maskface.serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="MaskFace web app and REST API (POST /api/v1/analyze, GET /api/v1/health).",
+        epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    s.add_argument("--max-upload-mb", type=float, default=32.0, help="largest accepted upload, MB (default 32)")
+    s.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds one request may take, queueing included, before it gets 504 (default 120)")
+    s.add_argument("--max-video-frames", type=int, default=900,
+                   help="longest accepted video, in frames (default 900: 30 s at 30 fps)")
+    s.add_argument("--max-pending", type=int, default=16,
+                   help="requests allowed to queue for the model before new ones get 503 (default 16)")
+    s.add_argument("--tmp-dir", default=None, help="parent folder of the per-request temporary files "
+                                                    "(default: the system temp folder)")
+    m = p.add_argument_group("model (loaded once, at start-up)")
+    m.add_argument("--model", default=None, help="model-zoo name (default maskface-lite)")
+    m.add_argument("--detector-config", help="detector YAML (overrides the zoo entry's)")
+    m.add_argument("--detector-weights", help="detector checkpoint (overrides the zoo entry's)")
+    m.add_argument("--attribute-config", help="attribute-net YAML")
+    m.add_argument("--attribute-weights", help="attribute-net checkpoint")
+    m.add_argument("--no-attributes", action="store_true", help="detection + masks only")
+    m.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="detector config overrides, e.g. MODEL.MIN_SIZE 640")
+    m.add_argument("--attr-opts", nargs="+", default=[], metavar="KEY VALUE", help="attribute config overrides")
+    m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    m.add_argument("--score-thresh", type=float,
+                   help="server default minimum score; requests may raise it, not lower it")
+    m.add_argument("--mask-thresh", type=float, help="server default mask probability threshold")
+    m.add_argument("--max-size", type=int, help="longest image side processed, px; requests may lower it")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def fail(msg: str) -> int:
+        print(f"serve.py: error: {msg}", file=sys.stderr)
+        return 2
+
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port must be in 0..65535, got {args.port}")
+    if args.max_upload_mb <= 0 or args.timeout <= 0 or args.max_video_frames < 1 or args.max_pending < 1:
+        return fail("--max-upload-mb and --timeout must be > 0, --max-video-frames and --max-pending >= 1")
+    try:
+        import flask  # noqa: F401
+    except ImportError:
+        return fail('Flask is not installed; pip install -e ".[serve]"')
+
+    from maskface.engine.utils import setup_logging
+    from maskface.inference.predictor import FacePredictor
+    from maskface.serving.app import create_app, make_server
+    from maskface.serving.service import Limits
+
+    setup_logging()
+    try:
+        predictor = FacePredictor(
+            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
+            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
+            score_thresh=args.score_thresh, mask_thresh=args.mask_thresh, max_size=args.max_size,
+            detector_opts=args.opts, attribute_opts=args.attr_opts, attributes=not args.no_attributes)
+    except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
+        return fail(f"cannot load the model: {e}")
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), timeout_s=args.timeout,
+                    max_video_frames=args.max_video_frames, max_pending=args.max_pending)
+    app = create_app(predictor, limits=limits, tmp_dir=args.tmp_dir)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as e:
+        return fail(f"cannot listen on {args.host}:{args.port}: {e}")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    logger.info("%r ready", predictor)
+    logger.info("serving on http://%s:%d/  (API docs: /api/docs; Ctrl-C stops)", host, server.server_port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("stopping")
+    finally:
+        server.server_close()
+        app.extensions["maskface"].close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
