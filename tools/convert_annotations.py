@@ -154,6 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-thresh", type=float, default=0.5, help="minimum detection score in [0, 1] (default: 0.5)")
     p.add_argument("--attributes-from", help="COCO face JSON to copy attributes from (same image, best box IoU)")
     p.add_argument("--min-iou", type=float, default=0.3, help="minimum box IoU for --attributes-from (default: 0.3)")
+    p.add_argument(
+        "--pad",
+        type=float,
+        default=0.0,
+        help="grey border added before detection, as a fraction of the image size; mediapipe misses faces "
+        "that fill the frame, so use ~0.5 for tight face crops (default: 0)",
+    )
+    _common(p)
+
+    p = _kind(
+        sub,
+        "pseudo-masks",
+        "give faces the detector's boxes + masks (attribute sets without masks)",
+        "pseudo-masks data_coco/utkface_train.json -o data_coco/utkface_train_pm.json",
+    )
+    p.add_argument("input", help="COCO face JSON whose faces (often box-only) get the detector's box and mask")
+    p.add_argument("--image-root", help="override the image root of INPUT")
+    p.add_argument("--model", default="maskface-lite", help="model-zoo name of the detector (default: maskface-lite)")
+    p.add_argument("--detector-config", help="detector config YAML (with --detector-weights, instead of --model)")
+    p.add_argument("--detector-weights", help="detector checkpoint (.pth)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--score-thresh", type=float, default=0.05, help="lowest detection score used, in [0, 1] (0.05)")
+    p.add_argument("--min-iou", type=float, default=0.2, help="minimum IoU of a detection with the face box (0.2)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per detector call (default: 8)")
     _common(p)
 
     p = _kind(sub, "to-labelme", "COCO faces -> labelme JSON per image", "to-labelme faces.json -o labelme_review/")
@@ -204,12 +228,28 @@ def convert(args: argparse.Namespace) -> dict:
         if src.suffix.lower() == ".csv":
             return convert_fer2013_csv(src, Path(args.output).parent / args.image_dir, args.usage, **opts)
         return convert_fer2013_folders(src, args.split, **opts)
+    if kind == "pseudo-masks":
+        from maskface.inference.predictor import FacePredictor
+        from maskface.inference.pseudo_labels import pseudo_label_faces
+
+        explicit = args.detector_config or args.detector_weights
+        predictor = FacePredictor(
+            model=None if explicit else args.model,
+            detector_config=args.detector_config,
+            detector_weights=args.detector_weights,
+            device=args.device,
+            score_thresh=args.score_thresh,
+            attributes=False,
+        )
+        return pseudo_label_faces(
+            str(src), predictor, args.image_root, args.min_iou, args.batch_size, **opts
+        )
     if kind == "labelme":
         return convert_labelme(args.input, Path(args.output).parent / args.image_dir, **opts)
     if kind == "cvat":
         return convert_cvat(args.input, args.image_root, **opts)
     if kind == "auto":
-        return convert_auto(src, args.max_faces, args.score_thresh, args.attributes_from, args.min_iou, **opts)
+        return convert_auto(src, args.max_faces, args.score_thresh, args.attributes_from, args.min_iou, pad=args.pad, **opts)
     raise ValueError(f"unknown kind {kind!r}")
 
 

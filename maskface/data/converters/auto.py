@@ -89,15 +89,22 @@ class FaceOvalAnnotator:
     Args:
         max_faces: at most this many faces per image (``max_num_faces`` of the face mesh).
         score_thresh: minimum detection score in [0, 1] of a kept face.
+        pad: grey border added on every side before detection, as a fraction of the image size
+            (e.g. 0.5). mediapipe's detectors miss faces that fill the whole frame (tight crops such
+            as UTKFace's); a border makes them findable. Coordinates are returned in the original
+            image, clipped to it.
 
     Call it with an ``H x W x 3`` uint8 RGB image; it returns one dict per face, largest first:
     ``{"polygon": [x1, y1, ...] (px), "bbox": [x, y, w, h] (px), "score": float}``.
     Use as a context manager (or call :meth:`close`) to free the mediapipe graphs.
     """
 
-    def __init__(self, max_faces: int = 10, score_thresh: float = 0.5):
+    def __init__(self, max_faces: int = 10, score_thresh: float = 0.5, pad: float = 0.0):
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
         mp = _import_mediapipe()
         self.score_thresh = score_thresh
+        self.pad = pad
         self._oval = chain_edges(sorted(mp.solutions.face_mesh.FACEMESH_FACE_OVAL))
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_faces, min_detection_confidence=min(score_thresh, 0.5)
@@ -105,6 +112,10 @@ class FaceOvalAnnotator:
         self._detector = mp.solutions.face_detection.FaceDetection(min_detection_confidence=0.1, model_selection=1)
 
     def __call__(self, image_rgb: np.ndarray) -> List[dict]:
+        orig_h, orig_w = image_rgb.shape[:2]
+        px, py = int(round(self.pad * orig_w)), int(round(self.pad * orig_h))
+        if px or py:
+            image_rgb = cv2.copyMakeBorder(image_rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=(128, 128, 128))
         height, width = image_rgb.shape[:2]
         detections = []
         for det in self._detector.process(image_rgb).detections or []:
@@ -114,11 +125,11 @@ class FaceOvalAnnotator:
         faces = []
         for landmarks in self._mesh.process(image_rgb).multi_face_landmarks or []:
             points = np.array([[landmarks.landmark[i].x * width, landmarks.landmark[i].y * height] for i in self._oval])
-            points = np.clip(points, 0, [width, height])
+            points = np.clip(points - [px, py], 0, [orig_w, orig_h])
             x1, y1 = points.min(axis=0)
             x2, y2 = points.max(axis=0)
             bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-            ious = [(box_iou(bbox, box), score) for box, score in detections]
+            ious = [(box_iou(bbox, [box[0] - px, box[1] - py, box[2], box[3]]), score) for box, score in detections]
             iou, score = max(ious, default=(0.0, 0.0))
             if iou >= MESH_DETECTION_IOU and score >= self.score_thresh:
                 polygon = [round(float(v), 2) for v in points.reshape(-1)]
@@ -180,6 +191,7 @@ def convert_auto(
     strict: bool = False,
     limit: Optional[int] = None,
     progress: bool = True,
+    pad: float = 0.0,
 ) -> dict:
     """Annotate every image under ``image_folder`` (recursive) with mediapipe face ovals.
 
@@ -192,11 +204,13 @@ def convert_auto(
         strict: raise at the first unreadable image instead of skipping it.
         limit: annotate only the first ``limit`` images (sorted by path).
         progress: show a progress bar.
+        pad: border added before detection, as a fraction of the image size (see
+            :class:`FaceOvalAnnotator`); use ~0.5 for tight face crops.
     """
     image_folder = Path(image_folder)
     builder = CocoFacesBuilder("auto", image_folder, strict, description="mediapipe face-oval auto-annotation")
     source = AttributeSource(attributes_from, min_iou) if attributes_from else None
-    with FaceOvalAnnotator(max_faces, score_thresh) as annotator:
+    with FaceOvalAnnotator(max_faces, score_thresh, pad) as annotator:
         for path in tqdm(list_images(image_folder)[:limit], desc="auto", unit="img", disable=not progress):
             try:
                 image = read_rgb(path)
@@ -217,4 +231,4 @@ def convert_auto(
                     image_id, bbox, [face["polygon"]], area, attributes=attributes, score=round(face["score"], 4)
                 )
     inputs = [image_folder] + ([attributes_from] if attributes_from else [])
-    return builder.to_coco(inputs=inputs, max_faces=max_faces, score_thresh=score_thresh)
+    return builder.to_coco(inputs=inputs, max_faces=max_faces, score_thresh=score_thresh, pad=pad)

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 UTK_GENDERS = {"0": "male", "1": "female"}
 AUTO_MASK_SCORE_THRESH = 0.3  # crops hold one face, so a lower detection score is still that face
+AUTO_MASK_PAD = 0.5  # UTKFace crops are filled by the face, which mediapipe misses without a border
 
 
 def parse_utkface_name(name: str) -> Tuple[float, str]:
@@ -61,7 +62,7 @@ def convert_utkface(
         raise ValueError(f"masks must be None or 'auto', got {masks!r}")
     folder = Path(folder)
     builder = CocoFacesBuilder("utkface", folder, strict, description="UTKFace crops (age, gender from file names)")
-    annotator = FaceOvalAnnotator(max_faces=1, score_thresh=AUTO_MASK_SCORE_THRESH) if masks == "auto" else None
+    annotator = FaceOvalAnnotator(max_faces=1, score_thresh=AUTO_MASK_SCORE_THRESH, pad=AUTO_MASK_PAD) if masks == "auto" else None
     try:
         for path in tqdm(list_images(folder)[:limit], desc="utkface", unit="img", disable=not progress):
             try:

@@ -97,3 +97,21 @@ def test_chain_edges():
         chain_edges([(0, 1), (1, 2), (2, 0), (5, 6), (6, 7), (7, 5)])
     with pytest.raises(ValueError, match="closed contour"):
         chain_edges([(0, 1), (1, 2)])
+
+
+def test_pad_finds_faces_that_fill_the_frame():
+    """A tight crop (the face fills the frame, as in UTKFace) is found once a border is added, and
+    the returned polygon is in the crop's own pixels."""
+    from maskface.data.converters.auto import FaceOvalAnnotator
+
+    x, y = ASTRONAUT_CENTRE
+    crop = np.ascontiguousarray(skimage.data.astronaut()[y - 70 : y + 80, x - 65 : x + 65])  # 150 x 130
+    with FaceOvalAnnotator(max_faces=1, score_thresh=0.3, pad=0.5) as annotator:
+        faces = annotator(crop)
+    assert len(faces) == 1
+    poly = np.array(faces[0]["polygon"]).reshape(-1, 2)
+    assert poly[:, 0].min() >= 0 and poly[:, 0].max() <= 130 and poly[:, 1].min() >= 0 and poly[:, 1].max() <= 150
+    bx, by, bw, bh = faces[0]["bbox"]
+    assert bw > 0.5 * 130 and bh > 0.5 * 150  # the face fills most of the crop
+    with pytest.raises(ValueError, match="pad"):
+        FaceOvalAnnotator(pad=-0.1)
