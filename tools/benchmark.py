@@ -2,9 +2,12 @@
 """Benchmark MaskFace models. One subcommand per stage:
 
   detector    inference ms/image (batch 1 and 8) and training images/s of the face Mask R-CNN
+  pipeline    end-to-end FacePredictor images/s (batch 1 and 8) with its per-stage split
+  attributes  attribute stage (masked crops + net + decode) faces/s (batch 1 and 32), per-trunk cost
+  video       frames/s of the video loop (decode, batched prediction, tracking) on a synthetic clip
 
-Adding a stage (attribute net, end-to-end) = one ``add_<name>_parser`` + ``run_<name>`` pair
-listed in ``SUBCOMMANDS``; the measurements themselves live in ``maskface.engine.benchmark``.
+Adding a stage = one ``add_<name>_parser`` + ``run_<name>`` pair listed in ``SUBCOMMANDS``; the
+measurements themselves live in ``maskface.engine.benchmark``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
@@ -63,25 +66,55 @@ def add_detector_parser(subparsers) -> None:
     p.set_defaults(func=run_detector)
 
 
-def _table(rows: List[Dict]) -> str:
-    cols = [
-        ("device", "device", "{}"),
-        ("phase", "phase", "{}"),
-        ("input", "input", "{}"),
-        ("batch", "batch", "{}"),
-        ("faces", "faces_per_image", "{:.0f}"),
-        ("ms/img", "ms_per_image", "{:.1f}"),
-        ("median", "ms_per_image_median", "{:.1f}"),
-        ("cpu ms/img", "cpu_ms_per_image", "{:.1f}"),
-        ("img/s", "images_per_s", "{:.2f}"),
-        ("RSS MiB", "peak_rss_mb", "{:.0f}"),
-        ("GPU MiB", "peak_gpu_mb", "{:.0f}"),
-    ]
+DETECTOR_COLUMNS = [
+    ("device", "device", "{}"),
+    ("phase", "phase", "{}"),
+    ("input", "input", "{}"),
+    ("batch", "batch", "{}"),
+    ("faces", "faces_per_image", "{:.0f}"),
+    ("ms/img", "ms_per_image", "{:.1f}"),
+    ("median", "ms_per_image_median", "{:.1f}"),
+    ("cpu ms/img", "cpu_ms_per_image", "{:.1f}"),
+    ("img/s", "images_per_s", "{:.2f}"),
+    ("RSS MiB", "peak_rss_mb", "{:.0f}"),
+    ("GPU MiB", "peak_gpu_mb", "{:.0f}"),
+]
+
+
+def _table(rows: List[Dict], cols: Optional[List[Tuple[str, str, str]]] = None) -> str:
+    """Right-aligned text table; ``cols`` = (header, key, format); a missing value prints '-'."""
+    cols = cols or DETECTOR_COLUMNS
     cells = [[h for h, _, _ in cols]]
     for r in rows:
         cells.append([fmt.format(r[k]) if k in r and r[k] is not None else "-" for _, k, fmt in cols])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+def _write_json(path: str, obj: Dict) -> None:
+    """``--json``: FILE written atomically, or '-' = stdout."""
+    if path == "-":
+        print(json.dumps(obj, indent=2))
+    else:
+        from maskface.utils.io import save_json
+
+        save_json(obj, path, indent=2)
+
+
+def _env_info(device: Optional[str] = None) -> Dict:
+    import torch
+
+    cuda = device is not None and str(device).startswith("cuda")
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
+    }
+
+
+def _env_line(info: Dict) -> str:
+    return f"torch {info['torch']}, {info['threads']} CPU threads" + (f", {info['gpu']}" if info.get("gpu") else "")
 
 
 def run_detector(args) -> int:
@@ -136,25 +169,404 @@ def run_detector(args) -> int:
     )
     print(_table(rows))
     if args.json:
-        text = json.dumps({"info": info, "results": rows}, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            from maskface.utils.io import atomic_write
-
-            with atomic_write(args.json) as f:
-                f.write(text + "\n")
+        _write_json(args.json, {"info": info, "results": rows})
     return 0
 
 
-SUBCOMMANDS: List[Callable] = [add_detector_parser]
+
+
+# --- shared by pipeline / attributes / video ------------------------------------------------------
+
+THREADS_NOTE = """
+On a machine shared with other jobs, compare runs at the same --threads and prefer --threads 1
+when the cores are busy: with more torch threads than free cores, OpenMP threads wait on each
+other and small ops (the attribute net, batch 1) can become 100x slower, CPU time included.
+"""
+
+def _add_model_args(p, detector: bool = True) -> None:
+    g = p.add_argument_group("model (default: the model zoo's maskface-lite)")
+    g.add_argument("--model", default=None, metavar="NAME", help="model-zoo name (default maskface-lite)")
+    if detector:
+        g.add_argument("--detector-config", metavar="YAML", help="detector config (overrides the zoo entry's)")
+        g.add_argument("--detector-weights", metavar="PTH", help="detector checkpoint (overrides the zoo entry's)")
+    g.add_argument("--attribute-config", metavar="YAML", help="attribute-net config (overrides the zoo entry's)")
+    g.add_argument("--attribute-weights", metavar="PTH",
+                   help="attribute-net checkpoint" + ("" if detector else
+                                                      " (alone: its stored config; with --attribute-config only: random init)"))
+    if detector:
+        g.add_argument("--no-attributes", action="store_true", help="detection + masks only")
+    g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help=("detector" if detector else "attribute-net") + " config overrides, e.g. "
+                   + ("MODEL.MIN_SIZE 320" if detector else "MODEL.CROP_SIZE 48"))
+
+
+def _add_run_args(p, iters: int, warmup: int, iters_help: str) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
+                   help="where to run; auto = CUDA when available, else CPU (default auto)")
+    g.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's default)")
+    g.add_argument("--iters", type=int, default=iters, metavar="N", help=f"{iters_help} (default {iters})")
+    g.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"untimed warm-up calls (default {warmup})")
+    g.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
+
+
+def _prepare(args, prog: str, sizes: List[int]) -> int:
+    """Checks the run arguments and applies --threads; returns 0 or an exit code."""
+    import torch
+
+    if args.iters < 1 or args.warmup < 0 or any(b < 1 for b in sizes) or args.threads < 0:
+        print(f"benchmark.py {prog}: --iters and batch sizes must be >= 1, --warmup and --threads >= 0", file=sys.stderr)
+        return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"benchmark.py {prog}: CUDA is not available on this machine", file=sys.stderr)
+        return 1
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return 0
+
+
+def _load_image(args, prog: str, size: Optional[Tuple[int, int]]):
+    """(rgb, description) of --image at ``size`` (None = its own size), or None after an error."""
+    from maskface.engine.benchmark import benchmark_image
+    from maskface.inference.image_io import ImageLoadError
+
+    try:
+        return benchmark_image(args.image, *(size or (None, None)))
+    except (ImageLoadError, OSError) as e:
+        print(f"benchmark.py {prog}: {e}", file=sys.stderr)
+        return None
+
+
+def _load_predictor(args, prog: str):
+    from maskface.inference.predictor import FacePredictor
+
+    try:
+        return FacePredictor(
+            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
+            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
+            detector_opts=args.opts, attributes=not args.no_attributes)
+    except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
+        print(f"benchmark.py {prog}: cannot load the model: {e}", file=sys.stderr)
+        return None
+
+
+def _predictor_info(predictor) -> Dict:
+    cfg = predictor.cfg
+    mi = predictor.model_info
+    return {
+        "model": mi["name"],
+        "detector_config": mi["detector_config"],
+        "detector_weights": mi["detector_weights"],
+        "attribute_config": mi["attribute_config"],
+        "attribute_weights": mi["attribute_weights"],
+        "backbone": cfg.MODEL.BACKBONE,
+        "model_input": f"shorter side {cfg.MODEL.MIN_SIZE}, longer <= {cfg.MODEL.MAX_SIZE}",
+        "max_size": predictor.max_size,
+        "score_thresh": predictor.score_thresh,
+        "device": str(predictor.device),
+    }
+
+
+def _predictor_line(info: Dict) -> str:
+    name = info["model"] or info["detector_config"] or "detector"
+    attrs = f"attributes {info['attribute_config'] or info['attribute_weights']}" if info["attribute_weights"] else "no attributes"
+    return (f"{name}: {info['backbone']}, model input {info['model_input']}, score >= {info['score_thresh']:g}, "
+            f"{attrs}, on {info['device']}")
+
+
+STAGE_COLUMNS = [
+    ("pre", "preprocess_ms_per_{u}", "{:.1f}"),
+    ("det", "detector_ms_per_{u}", "{:.1f}"),
+    ("attr", "attributes_ms_per_{u}", "{:.1f}"),
+    ("post", "postprocess_ms_per_{u}", "{:.1f}"),
+]
+MEMORY_COLUMNS = [("RSS MiB", "peak_rss_mb", "{:.0f}"), ("GPU MiB", "peak_gpu_mb", "{:.0f}")]
+
+
+# --- pipeline -------------------------------------------------------------------------------------
+
+PIPELINE_EPILOG = """\
+examples:
+  # maskface-lite on CPU, samples/faces.jpg at 640x480, batch 1 and 8
+  python tools/benchmark.py pipeline --device cpu --threads 2 --json bench_pipeline.json
+
+  # another input size, more iterations, on the GPU
+  python tools/benchmark.py pipeline --device cuda --input-size 1280x720 --iters 50
+
+  # your own photo and checkpoints (files override the zoo entry's)
+  python tools/benchmark.py pipeline --image group.jpg --detector-config configs/maskface_R18_FPN_lite.yaml \\
+      --detector-weights runs/r18/model_final.pth --attribute-config configs/attributes/attr_resnet.yaml \\
+      --attribute-weights runs/attr/model_best.pth
+
+Workload: --image (default samples/faces.jpg, 4 faces) decoded once and resized to --input-size
+(aspect ratio not kept; the printout says so); each call is FacePredictor.predict_batch on
+--batch-size copies of that RGB array, so preprocess = checks + shrink to max_size + to tensor (no
+JPEG decoding). Detections are the model's own (its score threshold): the 'faces' columns give how
+many faces per image the numbers are for. Stage columns (ms per image): pre(process), det(ector),
+attr(ibutes: crops + net + decode), post(process: boxes/masks back to original pixels + records),
+from FacePredictor.timings. img/s = images / wall time of the timed calls.
+"""
+
+
+def add_pipeline_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pipeline",
+        help="end-to-end FacePredictor images/s with the per-stage split",
+        description="Time FacePredictor (detector + masks + attributes) on a photo at batch sizes 1 and 8.",
+        epilog=PIPELINE_EPILOG + THREADS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], metavar="B", help="images per call (default 1 8)")
+    _add_model_args(p)
+    _add_run_args(p, iters=10, warmup=2, iters_help="timed calls per batch size")
+    p.set_defaults(func=run_pipeline)
+
+
+def run_pipeline(args) -> int:
+    from maskface.engine.benchmark import benchmark_pipeline, parse_size
+
+    prog = "pipeline"
+    try:
+        size = parse_size(args.input_size)
+    except ValueError as e:
+        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+        return 2
+    rc = _prepare(args, prog, args.batch_sizes)
+    if rc:
+        return rc
+    loaded = _load_image(args, prog, size)
+    predictor = _load_predictor(args, prog) if loaded else None
+    if predictor is None:
+        return 1
+    image, image_desc = loaded
+    rows = [benchmark_pipeline(predictor, image, batch=b, iters=args.iters, warmup=args.warmup)
+            for b in sorted(args.batch_sizes)]
+    info = {**_predictor_info(predictor), "image": image_desc, **_env_info(str(predictor.device))}
+    print(_predictor_line(info))
+    print(f"image: {image_desc}; {_env_line(info)}; stage columns: ms per image")
+    cols = [("input", "input", "{}"), ("batch", "batch", "{}"), ("faces", "faces_per_image", "{:.1f}"),
+            ("max", "faces_max", "{}"), ("ms/img", "ms_per_image", "{:.1f}"), ("median", "ms_per_image_median", "{:.1f}"),
+            ("cpu ms/img", "cpu_ms_per_image", "{:.1f}"), ("img/s", "images_per_s", "{:.2f}")]
+    cols += [(h, k.format(u="image"), f) for h, k, f in STAGE_COLUMNS] + MEMORY_COLUMNS
+    print(_table(rows, cols))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": rows})
+    return 0
+
+
+# --- attributes -----------------------------------------------------------------------------------
+
+ATTRIBUTES_EPILOG = """\
+examples:
+  # maskface-lite's attribute net on CPU, batch 1 and 32, plus every trunk's params and ms/face
+  python tools/benchmark.py attributes --device cpu --threads 2 --json bench_attributes.json
+
+  # a trained checkpoint (config stored inside), GPU, no per-trunk table
+  python tools/benchmark.py attributes --attribute-weights output/attributes/model_best.pth --device cuda --no-trunks
+
+  # a config at another crop size, random init (speed does not depend on the weights)
+  python tools/benchmark.py attributes --attribute-config configs/attributes/attr_resnet.yaml --opts MODEL.CROP_SIZE 48
+
+Workload: B synthetic faces (random boxes of 1/8 to 1/3 of the shorter side, 4:5, inscribed-ellipse
+masks) on --image resized to --input-size; each call = extract_face_crops of the B faces (the net's
+crop size, margin, dilate, feather) + one attribute-net forward + decode, as FacePredictor runs
+the stage. Columns crop / fwd / decode: ms per face. The per-trunk table
+(maskface.evaluation.attribute_metrics.benchmark_attribute_net) is the net forward alone on
+random crops, for each trunk at random init with the other settings of the loaded config;
+median of --iters calls.
+"""
+
+
+def add_attributes_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "attributes",
+        help="attribute stage faces/s (crops + net + decode) and per-trunk params / ms per face",
+        description="Time the attribute stage on synthetic faces at batch sizes 1 and 32, and each trunk's forward.",
+        epilog=ATTRIBUTES_EPILOG + THREADS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--image", default=None, metavar="PATH", help="photo the faces are cut from (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32], metavar="B", help="faces per call (default 1 32)")
+    p.add_argument("--trunks", nargs="+", default=None, metavar="NAME", help="trunks of the per-trunk table (default all)")
+    p.add_argument("--no-trunks", action="store_true", help="skip the per-trunk table")
+    _add_model_args(p, detector=False)
+    _add_run_args(p, iters=10, warmup=2, iters_help="timed calls per batch size")
+    p.set_defaults(func=run_attributes)
+
+
+def run_attributes(args) -> int:
+    from maskface.engine.benchmark import benchmark_attribute_stage, load_attribute_stage, parse_size
+    from maskface.engine.utils import resolve_device
+    from maskface.evaluation.attribute_metrics import benchmark_attribute_net
+    from maskface.modeling.attributes.trunks import TRUNKS
+
+    prog = "attributes"
+    try:
+        size = parse_size(args.input_size)
+    except ValueError as e:
+        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.trunks or []) - set(TRUNKS))
+    if unknown:
+        print(f"benchmark.py {prog}: unknown trunk(s) {unknown}; expected some of {list(TRUNKS)}", file=sys.stderr)
+        return 2
+    rc = _prepare(args, prog, args.batch_sizes)
+    if rc:
+        return rc
+    device = resolve_device(args.device)
+    loaded = _load_image(args, prog, size)
+    if loaded is None:
+        return 1
+    image, image_desc = loaded
+    try:
+        net, cfg, what = load_attribute_stage(args.model, args.attribute_config, args.attribute_weights, device, args.opts)
+    except Exception as e:  # noqa: BLE001
+        print(f"benchmark.py {prog}: cannot load the attribute net: {e}", file=sys.stderr)
+        return 1
+    params = sum(p.numel() for p in net.parameters())
+    rows = [benchmark_attribute_stage(net, image, device, batch=b, iters=args.iters, warmup=args.warmup)
+            for b in sorted(args.batch_sizes)]
+    trunk_rows = [] if args.no_trunks else benchmark_attribute_net(
+        cfg, trunks=args.trunks, batch_sizes=sorted(args.batch_sizes), device=device, warmup=args.warmup, iters=args.iters)
+    m = cfg.MODEL
+    info = {
+        "attribute_net": what,
+        "trunk": m.TRUNK,
+        "width": m.WIDTH,
+        "params": params,
+        "crop": dict(net.crop_kwargs),
+        "image": image_desc,
+        "faces": "synthetic boxes (1/8 to 1/3 of the shorter side, 4:5) with inscribed-ellipse masks",
+        "device": str(device),
+        **_env_info(str(device)),
+    }
+    print(f"{what}: trunk {m.TRUNK}, width {m.WIDTH}, {params / 1e6:.2f} M params, "
+          f"{net.crop_kwargs['size']} px crops, on {device}")
+    print(f"faces on: {image_desc}; {_env_line(info)}; crop/fwd/decode: ms per face")
+    cols = [("batch", "batch", "{}"), ("ms/face", "ms_per_face", "{:.2f}"), ("median", "ms_per_face_median", "{:.2f}"),
+            ("cpu ms/face", "cpu_ms_per_face", "{:.2f}"), ("faces/s", "faces_per_s", "{:.1f}"),
+            ("crop", "crop_ms_per_face", "{:.2f}"), ("fwd", "forward_ms_per_face", "{:.2f}"),
+            ("decode", "decode_ms_per_face", "{:.2f}")] + MEMORY_COLUMNS
+    print(_table(rows, cols))
+    if trunk_rows:
+        print(f"\nper trunk (net forward only, random crops, random init, {m.CROP_SIZE} px, width {m.WIDTH}):")
+        for r in trunk_rows:
+            r["params_m"] = r["params"] / 1e6
+        print(_table(trunk_rows, [("trunk", "trunk", "{}"), ("M params", "params_m", "{:.2f}"), ("batch", "batch", "{}"),
+                                  ("ms/batch", "ms_per_batch", "{:.2f}"), ("ms/face", "ms_per_face", "{:.2f}")]))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": rows, "trunks": trunk_rows})
+    return 0
+
+
+# --- video ----------------------------------------------------------------------------------------
+
+VIDEO_EPILOG = """\
+examples:
+  # maskface-lite on CPU: a 60-frame 640x480 synthetic clip, batches of 8 frames
+  python tools/benchmark.py video --device cpu --threads 2 --json bench_video.json
+
+  # a real clip, without tracking, 4 frames per batch
+  python tools/benchmark.py video --video clip.mp4 --batch-size 4 --no-track
+
+Workload: a clip of --frames frames of --input-size at --fps, written (mp4v) to a temporary folder,
+that pans across --image (default samples/faces.jpg) while zooming 1x -> 1.3x -> 1x, so faces move
+and change size; or --video. Each pass = maskface.inference.video.process_video over the whole
+clip (video decoding, FacePredictor.predict_batch on --batch-size frames, tracking and attribute
+smoothing unless --no-track). fps = frames / wall time of the timed passes. Stage columns (ms
+per frame) from FacePredictor.timings; other = decoding + tracking + smoothing.
+"""
+
+
+def add_video_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "video",
+        help="frames/s of the video loop on a synthetic (or given) clip",
+        description="Time maskface.inference.video.process_video on a short clip, with the per-stage split.",
+        epilog=VIDEO_EPILOG + THREADS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--video", default=None, metavar="PATH", help="benchmark this clip instead of a synthetic one")
+    p.add_argument("--image", default=None, metavar="PATH", help="photo the synthetic clip pans over (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="synthetic clip frame size (default 640x480)")
+    p.add_argument("--frames", type=int, default=60, metavar="N", help="synthetic clip length (default 60)")
+    p.add_argument("--fps", type=float, default=30.0, help="synthetic clip frame rate (default 30)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per predictor call (default 8)")
+    p.add_argument("--no-track", action="store_true", help="no tracking / attribute smoothing")
+    _add_model_args(p)
+    _add_run_args(p, iters=1, warmup=1, iters_help="timed passes over the clip")
+    p.set_defaults(func=run_video)
+
+
+def run_video(args) -> int:
+    import tempfile
+
+    from maskface.engine.benchmark import benchmark_video, parse_size, write_synthetic_video
+    from maskface.inference.video import VideoOpenError
+
+    prog = "video"
+    try:
+        width, height = parse_size(args.input_size)
+    except ValueError as e:
+        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+        return 2
+    if args.frames < 1 or args.fps <= 0:
+        print(f"benchmark.py {prog}: --frames must be >= 1 and --fps > 0", file=sys.stderr)
+        return 2
+    rc = _prepare(args, prog, [args.batch_size])
+    if rc:
+        return rc
+    loaded = None
+    if args.video is None:
+        loaded = _load_image(args, prog, None)
+        if loaded is None:
+            return 1
+    predictor = _load_predictor(args, prog)
+    if predictor is None:
+        return 1
+    with tempfile.TemporaryDirectory(prefix="maskface_bench_") as tmp:
+        try:
+            if args.video is None:
+                image, image_desc = loaded
+                path = write_synthetic_video(str(Path(tmp) / "synthetic.mp4"), image, width, height, args.frames, args.fps)
+                clip = (f"synthetic clip, {args.frames} frames {width}x{height} at {args.fps:g} fps, panning and "
+                        f"zooming (1x-1.3x) over {image_desc}")
+            else:
+                path, clip = args.video, args.video
+            row = benchmark_video(predictor, path, batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
+                                  track=not args.no_track)
+        except VideoOpenError as e:
+            print(f"benchmark.py {prog}: {e}", file=sys.stderr)
+            return 1
+    info = {**_predictor_info(predictor), "video": clip, **_env_info(str(predictor.device))}
+    print(_predictor_line(info))
+    print(f"video: {clip}; {_env_line(info)}; stage columns: ms per frame")
+    cols = [("input", "input", "{}"), ("frames", "frames", "{}"), ("batch", "batch_size", "{}"),
+            ("faces/frame", "faces_per_frame", "{:.1f}"), ("fps", "frames_per_s", "{:.2f}"),
+            ("ms/frame", "ms_per_frame", "{:.1f}"), ("cpu ms/frame", "cpu_ms_per_frame", "{:.1f}")]
+    cols += [(h, k.format(u="frame"), f) for h, k, f in STAGE_COLUMNS] + [("other", "other_ms_per_frame", "{:.1f}")]
+    print(_table([row], cols + MEMORY_COLUMNS))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": [row]})
+    return 0
+
+
+SUBCOMMANDS: List[Callable] = [add_detector_parser, add_pipeline_parser, add_attributes_parser, add_video_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="benchmark.py",
         description="Benchmark MaskFace models; see 'benchmark.py COMMAND --help' for each command.",
-        epilog="example:\n  python tools/benchmark.py detector --config-file configs/maskface_R18_FPN_lite.yaml --json bench.json",
+        epilog="examples:\n"
+        "  python tools/benchmark.py detector --config-file configs/maskface_R18_FPN_lite.yaml --json bench.json\n"
+        "  python tools/benchmark.py pipeline --device cpu --json bench_pipeline.json\n"
+        "  python tools/benchmark.py attributes --device cpu --json bench_attributes.json\n"
+        "  python tools/benchmark.py video --device cpu --batch-size 8 --json bench_video.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,7 +1,10 @@
-"""Speed and memory of the detector: inference ms/image and training images/s.
+"""Speed and memory of MaskFace: the detector (inference ms/image, training images/s), the
+attribute stage (crops + net + decode, faces/s), the end-to-end ``FacePredictor`` (images/s with
+its per-stage split) and the video loop (frames/s).
 
-Each measurement is a function returning a plain dict, so that other stages (attribute net,
-end-to-end pipeline) can add theirs beside it and the tool only formats.
+Each measurement is a function returning a plain dict, so that ``tools/benchmark.py`` only
+formats. Per-trunk parameter counts and forward times of the attribute net are
+:func:`maskface.evaluation.attribute_metrics.benchmark_attribute_net`.
 
 Workload conventions (stated in every result):
 * inputs are synthetic face-like images (:mod:`maskface.data.synthetic`) of a given W x H;
@@ -10,6 +13,9 @@ Workload conventions (stated in every result):
   grow with the number of faces and an untrained model's detections are arbitrary;
 * wall time is the figure of merit; ``cpu_ms_per_image`` (process CPU time, all threads) is
   given too because it stays meaningful on a machine shared with other jobs;
+* the pipeline / attribute / video benchmarks run on a real photo (``samples/faces.jpg``,
+  resized to the stated W x H: :func:`benchmark_image`) and use the model's own detections
+  (its score threshold), so the number of faces found is reported with the speed;
 * CPU memory is the process's peak resident set size so far (``ru_maxrss``: it never goes down,
   so phases run from the lightest to the heaviest); GPU memory is
   ``torch.cuda.max_memory_allocated`` of that phase.
@@ -18,10 +24,13 @@ Workload conventions (stated in every result):
 from __future__ import annotations
 
 import contextlib
+import math
 import resource
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -183,3 +192,315 @@ def _memory(device: torch.device) -> Dict[str, float]:
     if device.type == "cuda":
         out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
+
+
+# --- inputs of the pipeline / attribute / video benchmarks ---------------------------------------
+
+#: The bundled sample photo (4 faces); absent from a non-editable install.
+SAMPLE_IMAGE = Path(__file__).resolve().parents[2] / "samples" / "faces.jpg"
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)`` (width, height); ``ValueError`` otherwise."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must be WxH, such as 640x480; got {text!r}") from None
+    if w < 16 or h < 16:
+        raise ValueError(f"size must be at least 16x16 px, got {text!r}")
+    return w, h
+
+
+def benchmark_image(path: Optional[str] = None, width: Optional[int] = 640,
+                    height: Optional[int] = 480) -> Tuple[np.ndarray, str]:
+    """The benchmark input: ``H x W x 3`` uint8 RGB of exactly ``width`` x ``height`` and a line
+    saying what it is. ``path=None``: ``samples/faces.jpg`` (a synthetic face-like image when the
+    sample is not there). The image is resized to the size as is (aspect ratio not kept);
+    ``width=height=None`` keeps its own size."""
+    import cv2
+
+    from maskface.inference.image_io import load_image
+
+    if path is None and not SAMPLE_IMAGE.is_file():
+        width, height = width or 640, height or 480
+        img, _ = make_synthetic_image(np.random.default_rng(0), (height, width), 5,
+                                      min_face=max(12, min(width, height) // 10), max_face=max(24, min(width, height) // 3))
+        return img, f"synthetic face-like image {width}x{height} ({SAMPLE_IMAGE} not found)"
+    shown = "samples/faces.jpg" if path is None else str(path)
+    rgb = load_image(SAMPLE_IMAGE if path is None else path)
+    h0, w0 = rgb.shape[:2]
+    if width is None or height is None or (w0, h0) == (width, height):
+        return rgb, f"{shown} ({w0}x{h0}, used as is)"
+    interp = cv2.INTER_AREA if w0 * h0 > width * height else cv2.INTER_LINEAR
+    rgb = np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interp))
+    return rgb, f"{shown} ({w0}x{h0}) resized to {width}x{height}"
+
+
+def synthetic_face_regions(height: int, width: int, n: int, seed: int = 0) -> Tuple[np.ndarray, torch.Tensor]:
+    """``n`` random face boxes (xyxy float32, 1/8 to 1/3 of the shorter image side, 4:5 aspect)
+    inside a ``height`` x ``width`` image and their inscribed-ellipse masks ``(n, H, W)`` bool."""
+    rng = np.random.default_rng(seed)
+    short = min(width, height)
+    fh = np.minimum(rng.uniform(short / 8, short / 3, n), height - 2)
+    fw = np.minimum(fh * 0.8, width - 2)
+    cx = rng.uniform(fw / 2, width - fw / 2)
+    cy = rng.uniform(fh / 2, height - fh / 2)
+    boxes = np.stack([cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2], axis=1).astype(np.float32)
+    ys = torch.arange(height, dtype=torch.float32).view(1, -1, 1) + 0.5
+    xs = torch.arange(width, dtype=torch.float32).view(1, 1, -1) + 0.5
+    c = torch.from_numpy(np.stack([cx, cy, fw / 2, fh / 2], axis=1)).float()
+    masks = ((xs - c[:, 0, None, None]) / c[:, 2, None, None]) ** 2 + ((ys - c[:, 1, None, None]) / c[:, 3, None, None]) ** 2 <= 1
+    return boxes, masks
+
+
+def _timing_summary(times: Sequence[float], cpu_times: Sequence[float], per: int, unit: str) -> Dict[str, float]:
+    """Wall times (s) of ``len(times)`` runs of ``per`` items each -> ``ms_per_<unit>`` (mean,
+    median, min), ``cpu_ms_per_<unit>`` and ``<unit>s_per_s``."""
+    ms = np.asarray(times, dtype=np.float64) / per * 1000
+    return {
+        f"{unit}s_per_s": float(per * len(times) / np.sum(times)),
+        f"ms_per_{unit}": float(np.mean(ms)),
+        f"ms_per_{unit}_median": float(np.median(ms)),
+        f"ms_per_{unit}_min": float(np.min(ms)),
+        f"cpu_ms_per_{unit}": float(np.sum(cpu_times) / (per * len(times)) * 1000),
+    }
+
+
+#: ``FacePredictor.timings`` stages, in pipeline order (``postprocess`` = mapping boxes/masks back
+#: to original pixels + building the Face records).
+PIPELINE_STAGES = ("preprocess", "detector", "attributes", "postprocess")
+
+
+# --- end-to-end FacePredictor -------------------------------------------------------------------------
+
+def benchmark_pipeline(predictor, image_rgb: np.ndarray, *, batch: int = 1, iters: int = 10,
+                       warmup: int = 2) -> Dict[str, Any]:
+    """Images/s of ``predictor.predict_batch`` on ``batch`` copies of ``image_rgb`` (RGB array,
+    already decoded: preprocess = checks, shrink to ``max_size``, to tensor), with the per-image
+    split of ``predictor.timings`` (``<stage>_ms_per_image``, mean over the timed calls) and the
+    faces found per image (``faces_per_image`` mean, ``faces_min`` / ``faces_max``)."""
+    device = predictor.device
+    images = [image_rgb] * batch
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(warmup):
+        predictor.predict_batch(images, color="rgb")
+    _sync(device)
+    times, cpu_times, counts = [], [], []
+    stages: Dict[str, float] = defaultdict(float)
+    for _ in range(iters):
+        t0, c0 = time.perf_counter(), time.process_time()
+        faces = predictor.predict_batch(images, color="rgb")
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+        for s in PIPELINE_STAGES:
+            stages[s] += predictor.timings[f"{s}_ms"]
+        counts.extend(len(f) for f in faces)
+    h, w = image_rgb.shape[:2]
+    res: Dict[str, Any] = _timing_summary(times, cpu_times, batch, "image")
+    res.update({f"{s}_ms_per_image": stages[s] / (iters * batch) for s in PIPELINE_STAGES})
+    res.update({
+        "faces_per_image": float(np.mean(counts)),
+        "faces_min": int(np.min(counts)),
+        "faces_max": int(np.max(counts)),
+        "batch": batch,
+        "input": f"{w}x{h}",
+        "attributes": bool(predictor.has_attributes),
+        "iters": iters,
+    })
+    res.update(_memory(device))
+    return res
+
+
+# --- attribute stage ----------------------------------------------------------------------------------
+
+def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = None, weights: Optional[str] = None,
+                         device: Any = "cpu", opts: Optional[Sequence[str]] = None):
+    """The attribute net to benchmark -> ``(net in eval mode on device, frozen cfg, description)``.
+
+    * ``config`` (+ optional ``weights``; none = random init, speed does not depend on it);
+    * ``weights`` alone: a trainer checkpoint with its config stored inside;
+    * neither: the attribute net of model-zoo entry ``model`` (default ``maskface-lite``).
+    """
+    from maskface.config import get_attr_cfg
+    from maskface.engine.attribute_trainer import load_attribute_net
+    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+    from maskface.modeling.attributes import AttributeNet
+
+    device = torch.device(device)
+    if config is None and weights is None:
+        from maskface.model_zoo import DEFAULT_MODEL, get_model
+
+        entry = get_model(model or DEFAULT_MODEL)
+        config = entry.config_path("attribute")
+        if config is None:
+            raise ValueError(f"model {entry.name!r} has no attribute net")
+        weights = entry.weights_path("attribute")
+        what = f"model {entry.name!r}: {config}"
+    elif config is None:
+        if opts:
+            raise ValueError("config overrides need the attribute config too (a checkpoint alone has its own)")
+        net, cfg = load_attribute_net(str(weights), device)
+        return net, cfg, f"{weights} (stored config)"
+    else:
+        what = str(config)
+    cfg = get_attr_cfg()
+    cfg.merge_from_file(str(config))
+    if opts:
+        cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    net = AttributeNet.from_config(cfg)
+    if weights is not None:
+        data = load_checkpoint_file(str(weights))
+        load_model_weights(net, data.get("model", data), source=str(weights))
+    else:
+        what += " (random init)"
+    return net.to(device).eval(), cfg, what
+
+
+def benchmark_attribute_stage(net: torch.nn.Module, image_rgb: np.ndarray, device: Any = "cpu", *, batch: int = 1,
+                              iters: int = 10, warmup: int = 2, seed: int = 0) -> Dict[str, Any]:
+    """Faces/s of the attribute stage as :class:`FacePredictor` runs it: ``extract_face_crops``
+    (masked crops with the net's ``crop_kwargs``) of ``batch`` synthetic faces
+    (:func:`synthetic_face_regions`) on ``image_rgb`` in one call, one net forward, ``decode``.
+    Also the split ``crop`` / ``forward`` / ``decode`` ms per face."""
+    from maskface.modeling.attributes import extract_face_crops
+
+    device = torch.device(device)
+    h, w = image_rgb.shape[:2]
+    boxes, masks = synthetic_face_regions(h, w, batch, seed)
+    img = torch.from_numpy(image_rgb).to(device) if device.type == "cuda" else image_rgb
+    mask_list = list(masks.to(device))
+    kw = dict(getattr(net, "crop_kwargs", None) or {})
+    net = net.to(device).eval()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step() -> Tuple[float, float, float]:
+        t0 = time.perf_counter()
+        crops = extract_face_crops(img, boxes, mask_list, **kw).to(device)
+        _sync(device)
+        t1 = time.perf_counter()
+        raw = net(crops)
+        _sync(device)
+        t2 = time.perf_counter()
+        out = net.decode(raw)
+        t3 = time.perf_counter()
+        if len(out) != batch:
+            raise RuntimeError(f"decoded {len(out)} faces for {batch} crops")
+        return t1 - t0, t2 - t1, t3 - t2
+
+    with torch.inference_mode():
+        for _ in range(warmup):
+            step()
+        times, cpu_times, split = [], [], np.zeros(3)
+        for _ in range(iters):
+            c0 = time.process_time()
+            parts = step()
+            cpu_times.append(time.process_time() - c0)
+            times.append(sum(parts))
+            split += parts
+    res: Dict[str, Any] = _timing_summary(times, cpu_times, batch, "face")
+    for name, v in zip(("crop", "forward", "decode"), split):
+        res[f"{name}_ms_per_face"] = float(v / (iters * batch) * 1000)
+    res.update({"batch": batch, "crop_size": int(kw.get("size", 0)), "input": f"{w}x{h}", "iters": iters})
+    res.update(_memory(device))
+    return res
+
+
+# --- video -------------------------------------------------------------------------------------------
+
+def write_synthetic_video(path: str, image_rgb: np.ndarray, width: int, height: int, frames: int = 60,
+                          fps: float = 30.0) -> str:
+    """A ``width`` x ``height`` clip (mp4v) that pans across ``image_rgb`` and zooms in and out
+    (up to 1.3x), so that faces move and change size; returns ``path``."""
+    import cv2
+
+    from maskface.inference.video import VideoWriter
+
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    bgr = np.ascontiguousarray(image_rgb[:, :, ::-1])
+    h0, w0 = bgr.shape[:2]
+    cover = max(width / w0, height / h0)
+    writer = VideoWriter(path, fps, (width, height))
+    try:
+        for t in range(frames):
+            phase = t / max(1, frames - 1)
+            s = cover * (1.0 + 0.3 * (0.5 - 0.5 * math.cos(2 * math.pi * phase)))
+            tx = -(w0 * s - width) * phase
+            ty = -(h0 * s - height) * (0.5 - 0.5 * math.cos(math.pi * phase))
+            m = np.array([[s, 0, tx], [0, s, ty]], dtype=np.float64)
+            writer.write(cv2.warpAffine(bgr, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    except BaseException:
+        writer.close(commit=False)
+        raise
+    writer.close()
+    return path
+
+
+class _TimedPredictor:
+    """Stands in for a predictor in :func:`process_video`, adding up ``timings`` of every call."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+        self.totals: Dict[str, float] = defaultdict(float)
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def predict_batch(self, images, color: str = "bgr"):
+        out = self._predictor.predict_batch(images, color=color)
+        for k, v in self._predictor.timings.items():
+            self.totals[k] += v
+        return out
+
+
+def benchmark_video(predictor, video_path: str, *, batch_size: int = 8, iters: int = 1, warmup: int = 1,
+                    track: bool = True) -> Dict[str, Any]:
+    """Frames/s of :func:`maskface.inference.video.process_video` over the whole of
+    ``video_path`` (``iters`` passes), decoding and tracking included, with the per-frame split
+    of the predictor's stages and ``other_ms_per_frame`` (video decoding, tracking, smoothing)."""
+    from maskface.inference.video import VideoReader, process_video
+
+    device = predictor.device
+    with VideoReader(video_path, max_frames=batch_size) as reader:
+        first = list(reader)
+    for _ in range(warmup):
+        predictor.predict_batch(first, color="bgr")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timed = _TimedPredictor(predictor)
+    times, cpu_times, frames, faces, size = [], [], 0, 0, ""
+    for _ in range(iters):
+        t0, c0 = time.perf_counter(), time.process_time()
+        with VideoReader(video_path) as reader:
+            size = f"{reader.width}x{reader.height}"
+            for fr in process_video(timed, reader, batch_size=batch_size, track=track):
+                frames += 1
+                faces += len(fr.faces)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    if frames == 0:
+        raise RuntimeError(f"{video_path}: no frame was read")
+    total_s = float(np.sum(times))
+    res: Dict[str, Any] = {
+        "frames_per_s": frames / total_s,
+        "ms_per_frame": total_s * 1000 / frames,
+        "cpu_ms_per_frame": float(np.sum(cpu_times)) * 1000 / frames,
+    }
+    res.update({f"{s}_ms_per_frame": timed.totals[f"{s}_ms"] / frames for s in PIPELINE_STAGES})
+    res["other_ms_per_frame"] = max(0.0, res["ms_per_frame"] - timed.totals["total_ms"] / frames)
+    res.update({
+        "faces_per_frame": faces / frames,
+        "frames": frames // iters,
+        "batch_size": batch_size,
+        "input": size,
+        "track": bool(track),
+        "attributes": bool(predictor.has_attributes),
+        "iters": iters,
+    })
+    res.update(_memory(device))
+    return res

@@ -1,0 +1,121 @@
+"""tools/benchmark.py pipeline / attributes / video through main(), on the tiny random-weight
+models of maskface.inference.testing (the detector subcommand is tested in test_evaluate.py)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("benchmark_tool", ROOT / "tools" / "benchmark.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+benchmark = _load_tool()
+STAGES = ("preprocess", "detector", "attributes", "postprocess")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from maskface.inference.testing import session_tiny_models
+
+    return session_tiny_models(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """--threads 1 (fast and steady on a busy machine) must not leak into the other tests."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def detector_args(tiny):
+    return ["--detector-config", tiny.detector_config, "--detector-weights", tiny.detector_weights]
+
+
+def attribute_args(tiny):
+    return ["--attribute-config", tiny.attribute_config, "--attribute-weights", tiny.attribute_weights]
+
+
+RUN = ["--device", "cpu", "--threads", "1", "--iters", "1", "--warmup", "0"]
+
+
+def test_pipeline_json(tiny, tmp_path, capsys):
+    out = tmp_path / "pipeline.json"
+    rc = benchmark.main(["pipeline", *detector_args(tiny), *attribute_args(tiny), *RUN, "--input-size", "160x120",
+                         "--batch-sizes", "2", "1", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert [r["batch"] for r in res["results"]] == [1, 2]
+    for r in res["results"]:
+        for k in ("images_per_s", "ms_per_image", "ms_per_image_median", "cpu_ms_per_image", "peak_rss_mb",
+                  *(f"{s}_ms_per_image" for s in STAGES)):
+            assert r[k] > 0, k
+        # the tiny detector keeps DETECTIONS_PER_IMAGE = 3 arbitrary faces (score threshold 0)
+        assert r["faces_per_image"] == 3 and r["faces_max"] == 3 and r["input"] == "160x120" and r["attributes"]
+    info = res["info"]
+    assert info["device"] == "cpu" and info["threads"] == 1 and info["detector_config"] == tiny.detector_config
+    assert "160x120" in info["image"]  # "samples/faces.jpg (800x480) resized to 160x120" (or the synthetic stand-in)
+    printed = capsys.readouterr().out
+    assert "img/s" in printed and "det" in printed and info["image"] in printed
+
+
+def test_attributes_json(tiny, tmp_path, capsys):
+    out = tmp_path / "attributes.json"
+    rc = benchmark.main(["attributes", *attribute_args(tiny), *RUN, "--input-size", "160x120", "--batch-sizes", "1", "4",
+                         "--trunks", "depthwise", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert [r["batch"] for r in res["results"]] == [1, 4]
+    for r in res["results"]:
+        for k in ("faces_per_s", "ms_per_face", "cpu_ms_per_face", "crop_ms_per_face", "forward_ms_per_face",
+                  "decode_ms_per_face", "peak_rss_mb"):
+            assert r[k] > 0, k
+        assert r["crop_size"] == 32 and r["input"] == "160x120"
+    assert [(t["trunk"], t["batch"]) for t in res["trunks"]] == [("depthwise", 1), ("depthwise", 4)]
+    assert all(t["params"] > 0 and t["ms_per_face"] > 0 for t in res["trunks"])
+    assert res["info"]["params"] > 0 and res["info"]["crop"]["size"] == 32
+    printed = capsys.readouterr().out
+    assert "faces/s" in printed and "per trunk" in printed
+
+
+def test_video_json(tiny, tmp_path, capsys):
+    out = tmp_path / "video.json"
+    rc = benchmark.main(["video", *detector_args(tiny), *attribute_args(tiny), *RUN, "--input-size", "160x120",
+                         "--frames", "6", "--batch-size", "4", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    (r,) = res["results"]
+    for k in ("frames_per_s", "ms_per_frame", "cpu_ms_per_frame", "peak_rss_mb", *(f"{s}_ms_per_frame" for s in STAGES)):
+        assert r[k] > 0, k
+    assert r["other_ms_per_frame"] >= 0
+    assert r["frames"] == 6 and r["batch_size"] == 4 and r["input"] == "160x120" and r["faces_per_frame"] == 3
+    assert r["track"] is True and "6 frames 160x120" in res["info"]["video"]
+    assert "fps" in capsys.readouterr().out
+
+
+def test_help_and_errors(tiny, capsys):
+    for cmd in ("pipeline", "attributes", "video"):
+        with pytest.raises(SystemExit) as e:
+            benchmark.main([cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and "--threads" in text and "--json" in text
+    assert benchmark.main(["pipeline", "--input-size", "640", "--device", "cpu"]) == 2
+    assert "WxH" in capsys.readouterr().err
+    assert benchmark.main(["attributes", "--batch-sizes", "0", "--device", "cpu"]) == 2
+    assert benchmark.main(["attributes", "--trunks", "vgg", "--device", "cpu"]) == 2
+    assert "unknown trunk" in capsys.readouterr().err
+    # a checkpoint without a stored config, given alone
+    assert benchmark.main(["attributes", "--attribute-weights", tiny.attribute_weights, *RUN]) == 1
+    assert "no config" in capsys.readouterr().err
+    assert benchmark.main(["video", "--video", "missing.mp4", *detector_args(tiny), *RUN]) == 1
+    assert "file not found" in capsys.readouterr().err
