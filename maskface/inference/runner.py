@@ -188,8 +188,7 @@ class InferenceRunner:
         if self.show:
             ok, why = display_available()
             if not ok:
-                print(f"--show: {why}; continuing without a window (outputs are still written to {self.out})",
-                      file=sys.stderr)
+                logger.warning("--show: %s; continuing without a window (outputs are still written to %s)", why, self.out)
                 self.show = False
         done = self._prepare_log()
         self._save_configs(summary)
@@ -217,7 +216,7 @@ class InferenceRunner:
                 self._run_video(int(webcam), f"webcam:{webcam}", None, log, summary, camera=True)
         except KeyboardInterrupt:
             summary.interrupted = True
-            print("\ninterrupted: writing the results gathered so far", file=sys.stderr)
+            logger.warning("interrupted: writing the results gathered so far")
         finally:
             log.close()
             self._close_window()
@@ -345,7 +344,7 @@ class InferenceRunner:
                     break
         except KeyboardInterrupt:
             if camera:  # Ctrl-C is how a webcam session ends
-                print("\nwebcam stopped", file=sys.stderr)
+                logger.info("webcam stopped")
             else:
                 failed = True
                 raise
@@ -375,12 +374,11 @@ class InferenceRunner:
             self._window = True
             key = cv2.waitKey(wait) & 0xFF
         except cv2.error as e:
-            print(f"--show: cannot open a window ({str(e).strip().splitlines()[-1]}); continuing without it",
-                  file=sys.stderr)
+            logger.warning("--show: cannot open a window (%s); continuing without it", str(e).strip().splitlines()[-1])
             self.show = False
             return
         if key in (ord("q"), 27):
-            print("stopped by the user ('q')", file=sys.stderr)
+            logger.info("stopped by the user ('q')")
             self._stop = True
 
     def _close_window(self) -> None:
