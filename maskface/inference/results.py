@@ -116,7 +116,9 @@ class Face:
             :meth:`rle` gives the COCO compressed RLE on demand.
         age: estimated age in years, or ``None`` without an attribute net.
         age_std: uncertainty of ``age`` in years (standard deviation of the age distribution).
-        age_group: Adience group string such as ``"25-32"``.
+        age_group: Adience group string such as ``"25-32"``: the most probable group under the
+            predicted age distribution (may differ from the group holding ``age`` when
+            ``age_std`` is large).
         gender: ``"female"`` or ``"male"``.
         gender_prob: probability of the reported ``gender`` (0.5..1).
         emotion: one of ``maskface.data.attributes.EMOTIONS``.
