@@ -19,6 +19,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+
 SCHEMA_HELP = """\
 outputs (in --output):
   results.json   {"model": {...}, "images": [{"file", "width", "height", "frame",
@@ -60,16 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="resume: skip inputs already in DIR/results.jsonl or results.json")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=None, help="model-zoo name (default maskface-lite); see --list-models")
+    add_model_arguments(m)
     m.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
-    m.add_argument("--detector-config", help="detector YAML (overrides the zoo entry's)")
-    m.add_argument("--detector-weights", help="detector checkpoint (overrides the zoo entry's)")
-    m.add_argument("--attribute-config", help="attribute-net YAML")
-    m.add_argument("--attribute-weights", help="attribute-net checkpoint")
-    m.add_argument("--no-attributes", action="store_true", help="detection + masks only")
-    m.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
-                   help="detector config overrides, e.g. MODEL.MIN_SIZE 640")
-    m.add_argument("--attr-opts", nargs="+", default=[], metavar="KEY VALUE", help="attribute config overrides")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--batch-size", type=int, default=4, help="images / frames per forward")
@@ -117,15 +111,11 @@ def main(argv=None) -> int:
     except InputSpecError as e:
         return fail(str(e))
 
-    from maskface.inference.predictor import FacePredictor
     from maskface.inference.runner import InferenceRunner
 
     try:
-        predictor = FacePredictor(
-            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
-            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
-            score_thresh=args.score_thresh, mask_thresh=args.mask_thresh, max_size=args.max_size,
-            detector_opts=args.opts, attribute_opts=args.attr_opts, attributes=not args.no_attributes)
+        predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
+                                        mask_thresh=args.mask_thresh, max_size=args.max_size)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         return fail(f"cannot load the model: {e}")
 

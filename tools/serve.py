@@ -32,6 +32,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+
 logger = logging.getLogger("maskface.serve")
 
 
@@ -52,15 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tmp-dir", default=None, help="parent folder of the per-request temporary files "
                                                     "(default: the system temp folder)")
     m = p.add_argument_group("model (loaded once, at start-up)")
-    m.add_argument("--model", default=None, help="model-zoo name (default maskface-lite)")
-    m.add_argument("--detector-config", help="detector YAML (overrides the zoo entry's)")
-    m.add_argument("--detector-weights", help="detector checkpoint (overrides the zoo entry's)")
-    m.add_argument("--attribute-config", help="attribute-net YAML")
-    m.add_argument("--attribute-weights", help="attribute-net checkpoint")
-    m.add_argument("--no-attributes", action="store_true", help="detection + masks only")
-    m.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
-                   help="detector config overrides, e.g. MODEL.MIN_SIZE 640")
-    m.add_argument("--attr-opts", nargs="+", default=[], metavar="KEY VALUE", help="attribute config overrides")
+    add_model_arguments(m)
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     m.add_argument("--score-thresh", type=float,
                    help="server default minimum score; requests may raise it, not lower it")
@@ -86,17 +80,13 @@ def main(argv=None) -> int:
         return fail('Flask is not installed; pip install -e ".[serve]"')
 
     from maskface.engine.utils import setup_logging
-    from maskface.inference.predictor import FacePredictor
     from maskface.serving.app import create_app, make_server
     from maskface.serving.service import Limits
 
     setup_logging()
     try:
-        predictor = FacePredictor(
-            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
-            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
-            score_thresh=args.score_thresh, mask_thresh=args.mask_thresh, max_size=args.max_size,
-            detector_opts=args.opts, attribute_opts=args.attr_opts, attributes=not args.no_attributes)
+        predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
+                                        mask_thresh=args.mask_thresh, max_size=args.max_size)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         return fail(f"cannot load the model: {e}")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), timeout_s=args.timeout,
