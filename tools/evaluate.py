@@ -126,7 +126,9 @@ def add_pipeline_parser(subparsers) -> None:
         epilog=PIPELINE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default="maskface-lite", help="model-zoo name (default: maskface-lite)")
+    from maskface.inference.cli import add_model_arguments
+
+    add_model_arguments(p.add_argument_group("model"))
     p.add_argument("--dataset", required=True, nargs="+", help="COCO face JSON file(s) or registered names")
     p.add_argument("--image-root", default="", help="image folder for relative file names in --dataset")
     p.add_argument("--output", required=True, help="folder for attribute_metrics.json and PNGs")
@@ -144,18 +146,18 @@ def run_pipeline(args) -> int:
     from maskface.data.coco_faces import get_dataset
     from maskface.evaluation.attribute_metrics import flatten_metrics, save_attribute_report
     from maskface.evaluation.pipeline_evaluation import evaluate_pipeline
-    from maskface.inference.predictor import FacePredictor
+    from maskface.inference.cli import predictor_from_args
 
     records = [r for d in args.dataset for r in get_dataset(d, args.image_root or None)]
     if args.max_images:
         random.Random(args.seed).shuffle(records)
         records = records[: args.max_images]
-    predictor = FacePredictor(model=args.model, device=args.device, score_thresh=args.score_thresh)
+    predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh)
     metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou)
-    metrics["model"] = args.model
+    metrics["model"] = predictor.model_info["name"]
     metrics["datasets"] = list(args.dataset)
     save_attribute_report(metrics, args.output)
-    print(f"== pipeline {args.model} on {', '.join(args.dataset)} ({len(records)} images)")
+    print(f"== pipeline {metrics['model']} on {', '.join(args.dataset)} ({len(records)} images)")
     print(f"labelled faces {metrics['labelled_faces']}, described {metrics['described_faces']} "
           f"({100 * metrics['described_fraction']:.1f} %)")
     for k, v in flatten_metrics(metrics, prefix="").items():

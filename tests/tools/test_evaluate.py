@@ -94,3 +94,37 @@ def test_benchmark_detector_json(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         benchmark.main(["detector", "--help"])
     assert e.value.code == 0
+
+
+def test_pipeline_subcommand_writes_attribute_report(tmp_path, capsys):
+    """evaluate.py pipeline end to end on a tiny random-weight model: the plumbing (matching,
+    metrics, report files) must work whatever the model predicts."""
+    import cv2
+    import numpy as np
+
+    from maskface.inference.testing import write_tiny_models
+
+    models = write_tiny_models(tmp_path / "models")
+    img_dir = tmp_path / "imgs"
+    img_dir.mkdir()
+    images, anns = [], []
+    for i in range(3):
+        rng = np.random.default_rng(i)
+        cv2.imwrite(str(img_dir / f"{i}.png"), rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 96, "height": 96})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [0, 0, 96, 96], "area": 9216.0,
+                     "iscrowd": 0, "attributes": {"age": 20.0 + i, "gender": "female", "emotion": "happy"}})
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "face"}],
+                              "image_root": "imgs"}))
+    out = tmp_path / "eval"
+    rc = evaluate.main(["pipeline", "--dataset", str(gt), "--output", str(out), "--device", "cpu",
+                        "--detector-config", models.detector_config, "--detector-weights", models.detector_weights,
+                        "--attribute-config", models.attribute_config, "--attribute-weights", models.attribute_weights,
+                        "--score-thresh", "0.0", "--min-iou", "0.0"])
+    assert rc == 0
+    m = json.loads((out / "attribute_metrics.json").read_text())
+    assert m["labelled_faces"] == 3
+    assert 1 <= m["described_faces"] <= 3 and m["described_fraction"] == m["described_faces"] / 3
+    assert 0.0 <= m["gender"]["accuracy"] <= 1.0 and m["age"]["mae"] >= 0.0
+    assert "labelled faces 3" in capsys.readouterr().out
