@@ -148,6 +148,9 @@ def run_pipeline(args) -> int:
     from maskface.evaluation.pipeline_evaluation import evaluate_pipeline
     from maskface.inference.cli import predictor_from_args
 
+    if args.no_attributes:
+        print("evaluate.py pipeline: --no-attributes leaves nothing to evaluate", file=sys.stderr)
+        return 2
     records = [r for d in args.dataset for r in get_dataset(d, args.image_root or None)]
     if args.max_images:
         random.Random(args.seed).shuffle(records)
