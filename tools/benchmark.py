@@ -124,11 +124,14 @@ def run_detector(args) -> int:
     from maskface.engine.benchmark import benchmark_inference, benchmark_training
     from maskface.engine.trainer import load_detector
 
+    size = _input_size(args, "detector")
+    if size is None:
+        return 2
+    width, height = size
     try:
         cfg = setup_cfg(get_cfg(), args.config_file, args.opts)
-        width, height = (int(v) for v in args.input_size.lower().split("x"))
     except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
-        print(f"benchmark.py detector: bad config or --input-size: {e}", file=sys.stderr)
+        print(f"benchmark.py detector: bad config: {e}", file=sys.stderr)
         return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -224,6 +227,17 @@ def _prepare(args, prog: str, sizes: List[int]) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     return 0
+
+
+def _input_size(args, prog: str) -> Optional[Tuple[int, int]]:
+    """(width, height) of --input-size, or None after printing why it is invalid."""
+    from maskface.engine.benchmark import parse_size
+
+    try:
+        return parse_size(args.input_size)
+    except ValueError as e:
+        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+        return None
 
 
 def _load_image(args, prog: str, size: Optional[Tuple[int, int]]):
@@ -326,13 +340,11 @@ def add_pipeline_parser(subparsers) -> None:
 
 
 def run_pipeline(args) -> int:
-    from maskface.engine.benchmark import benchmark_pipeline, parse_size
+    from maskface.engine.benchmark import benchmark_pipeline
 
     prog = "pipeline"
-    try:
-        size = parse_size(args.input_size)
-    except ValueError as e:
-        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+    size = _input_size(args, prog)
+    if size is None:
         return 2
     rc = _prepare(args, prog, args.batch_sizes)
     if rc:
@@ -399,16 +411,14 @@ def add_attributes_parser(subparsers) -> None:
 
 
 def run_attributes(args) -> int:
-    from maskface.engine.benchmark import benchmark_attribute_stage, load_attribute_stage, parse_size
+    from maskface.engine.benchmark import benchmark_attribute_stage, load_attribute_stage
     from maskface.engine.utils import resolve_device
     from maskface.evaluation.attribute_metrics import benchmark_attribute_net
     from maskface.modeling.attributes.trunks import TRUNKS
 
     prog = "attributes"
-    try:
-        size = parse_size(args.input_size)
-    except ValueError as e:
-        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+    size = _input_size(args, prog)
+    if size is None:
         return 2
     unknown = sorted(set(args.trunks or []) - set(TRUNKS))
     if unknown:
@@ -505,15 +515,14 @@ def add_video_parser(subparsers) -> None:
 def run_video(args) -> int:
     import tempfile
 
-    from maskface.engine.benchmark import benchmark_video, parse_size, write_synthetic_video
+    from maskface.engine.benchmark import benchmark_video, write_synthetic_video
     from maskface.inference.video import VideoOpenError
 
     prog = "video"
-    try:
-        width, height = parse_size(args.input_size)
-    except ValueError as e:
-        print(f"benchmark.py {prog}: --input-size: {e}", file=sys.stderr)
+    size = _input_size(args, prog)
+    if size is None:
         return 2
+    width, height = size
     if args.frames < 1 or args.fps <= 0:
         print(f"benchmark.py {prog}: --frames must be >= 1 and --fps > 0", file=sys.stderr)
         return 2
