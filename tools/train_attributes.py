@@ -93,7 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     save_config(cfg, cfg.OUTPUT_DIR)
     cache_dir = args.cache_dir or os.path.join(cfg.OUTPUT_DIR, "crop_cache")
     m = cfg.MODEL
-    meta = cache_meta(m.CROP_SIZE, m.CROP_MARGIN, cfg.INPUT.CACHE_PAD, m.MASK_DILATE, m.MASK_FEATHER)
+    meta = cache_meta(m.CROP_SIZE, m.CROP_MARGIN, cfg.INPUT.CACHE_PAD, m.MASK_DILATE, m.MASK_FEATHER,
+                      ellipse_union=m.MASK_ELLIPSE_UNION)
     common = dict(meta=meta, image_root=cfg.DATASETS.IMAGE_ROOT, quality=cfg.INPUT.CACHE_JPEG_QUALITY,
                   num_workers=cfg.DATALOADER.NUM_WORKERS)
     try:

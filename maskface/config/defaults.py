@@ -91,6 +91,7 @@ def get_attr_cfg() -> CfgNode:
                 "CROP_MARGIN": 0.1,  # box grown by this fraction of its size on each side, then squared
                 "MASK_DILATE": 1,  # px at crop scale: mask grown before feathering, 0 = off
                 "MASK_FEATHER": 1.0,  # px at crop scale: Gaussian sigma of the soft mask edge, 0 = hard
+                "MASK_ELLIPSE_UNION": False,  # mask completed by the box's inscribed ellipse (crops.py)
                 "WEIGHTS": "",  # checkpoint to start from (fine-tuning); resume uses --resume instead
             },
             "DATASETS": {
@@ -127,7 +128,11 @@ def get_attr_cfg() -> CfgNode:
                 "CHECKPOINT_PERIOD": 1,  # epochs between checkpoints (resume points); one at the end too
                 "AMP": True,  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
             },
-            "TEST": {"EVAL_PERIOD": 1, "IMS_PER_BATCH": 1024},  # epochs between validations; eval batch
+            "TEST": {
+                "EVAL_PERIOD": 1,  # epochs between validations
+                "IMS_PER_BATCH": 1024,  # evaluation batch
+                "FLIP": False,  # average each face with its mirror image at test time (2x compute)
+            },
             "DATALOADER": {"NUM_WORKERS": 2},  # threads reading images when the crop cache is built
             "OUTPUT_DIR": "./output/attributes",
             "SEED": 42,

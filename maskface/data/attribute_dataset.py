@@ -43,18 +43,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import WeightedRandomSampler
-from tqdm import tqdm
 
 from maskface.data.attributes import EMOTIONS, GENDERS
 from maskface.modeling.attributes.crops import DEFAULT_FILL, extract_face_crops
 from maskface.utils.io import atomic_write
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = "maskface-crop-cache"
 CACHE_VERSION = 2
 # Crop parameters a cache must share with the model/config that reads it.
-_CROP_KEYS = ("size", "pad", "margin", "dilate", "feather", "fill")
+_CROP_KEYS = ("size", "pad", "margin", "dilate", "feather", "fill", "ellipse_union")
+#: Values of crop keys added after caches were first written (older caches lack them).
+_CROP_KEY_DEFAULTS = {"ellipse_union": False}
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -95,6 +97,7 @@ def crop_record_faces(
     dilate: int = 1,
     feather: float = 1.0,
     fill: Sequence[float] = DEFAULT_FILL,
+    ellipse_union: bool = False,
 ) -> Tuple[torch.Tensor, List[dict]]:
     """Read a record's image and crop its attribute faces (:func:`attribute_faces`) in one call.
 
@@ -116,7 +119,7 @@ def crop_record_faces(
     boxes = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (a["bbox"] for a in anns)], dtype=np.float32)
     masks = [None if a.get("segmentation") is None else segmentation_to_mask(a["segmentation"], h, w) for a in anns]
     crops = extract_face_crops(image, boxes, masks, size=size, margin=margin, fill=fill, dilate=dilate,
-                               feather=feather, normalize=False)
+                               feather=feather, normalize=False, ellipse_union=ellipse_union)
     return crops.round_().clamp_(0, 255).to(torch.uint8), anns
 
 
@@ -160,10 +163,10 @@ class CropCache:
 
 
 def cache_meta(size: int, margin: float, pad: int = 0, dilate: int = 1, feather: float = 1.0,
-               fill: Sequence[float] = DEFAULT_FILL) -> Dict[str, object]:
+               fill: Sequence[float] = DEFAULT_FILL, ellipse_union: bool = False) -> Dict[str, object]:
     """The crop parameters a cache records and is checked against (see :func:`check_crop_cache`)."""
     return {"size": int(size), "pad": int(pad), "margin": float(margin), "dilate": int(dilate),
-            "feather": float(feather), "fill": [float(v) for v in fill]}
+            "feather": float(feather), "fill": [float(v) for v in fill], "ellipse_union": bool(ellipse_union)}
 
 
 def _stored_geometry(size: int, margin: float, pad: int) -> Tuple[int, float]:
@@ -186,7 +189,8 @@ def _split_jpeg(buf: bytes) -> Tuple[bytes, bytes]:
 
 def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, Tuple[float, int, int], int]]:
     stored, stored_margin = _stored_geometry(meta["size"], meta["margin"], meta["pad"])
-    crops, anns = crop_record_faces(record, stored, stored_margin, meta["dilate"], meta["feather"], meta["fill"])
+    crops, anns = crop_record_faces(record, stored, stored_margin, meta["dilate"], meta["feather"], meta["fill"],
+                                    meta.get("ellipse_union", False))
     out = []
     for crop, ann in zip(crops, anns):
         hwc = np.ascontiguousarray(crop.permute(1, 2, 0).numpy())
@@ -211,13 +215,15 @@ def build_crop_cache(
     fill: Sequence[float] = DEFAULT_FILL,
     sources: Optional[Sequence[str]] = None,
     num_workers: int = 2,
+    ellipse_union: bool = False,
 ) -> Dict[str, object]:
     """Crop every attribute face of ``records`` once and store the JPEG crops + labels in one file.
 
     Args:
         records: per-image records of :func:`maskface.data.coco_faces.load_coco_faces`; each
             record's ``"source"`` names its dataset.
-        size, margin, dilate, feather, fill: the model's crop parameters (``extract_face_crops``).
+        size, margin, dilate, feather, fill, ellipse_union: the model's crop parameters
+            (``extract_face_crops``).
         out_path: the cache file (``torch.save`` format), written atomically.
         pad: px stored around the model's ``size x size`` window on each side (jitter room).
         quality: JPEG quality (1..100).
@@ -228,7 +234,7 @@ def build_crop_cache(
     Returns:
         ``{"path", "faces", "bytes", "sources", "faces_per_source"}``.
     """
-    meta = cache_meta(size, margin, pad, dilate, feather, fill)
+    meta = cache_meta(size, margin, pad, dilate, feather, fill, ellipse_union)
     meta["quality"] = int(quality)
     names = list(sources) if sources is not None else list(dict.fromkeys(r["source"] for r in records))
     unknown = sorted({r["source"] for r in records} - set(names))
@@ -239,7 +245,7 @@ def build_crop_cache(
     header_index, labels, source, image_ids, ann_ids = [], [], [], [], []
     with ThreadPoolExecutor(max(1, int(num_workers))) as pool:
         results = pool.map(lambda r: _encode_record(r, meta, quality), records)
-        for rec, faces in tqdm(zip(records, results), total=len(records), desc="crop cache", unit="img"):
+        for rec, faces in progress_bar(zip(records, results), total=len(records), desc="crop cache", unit="img"):
             for buf, lab, ann_id in faces:
                 header, scan = _split_jpeg(buf)
                 jpeg.append(scan)
@@ -323,7 +329,7 @@ def check_crop_cache(cache: CropCache, expected_meta: Dict[str, object], sources
     ``sources`` is given) from other datasets, than the ones expected."""
     diffs = []
     for k in _CROP_KEYS:
-        a, b = cache.meta.get(k), expected_meta[k]
+        a, b = cache.meta.get(k, _CROP_KEY_DEFAULTS.get(k)), expected_meta.get(k, _CROP_KEY_DEFAULTS.get(k))
         same = np.allclose(a, b) if a is not None else False
         if not same:
             diffs.append(f"{k}: cache {a!r} vs config {b!r}")
@@ -365,7 +371,7 @@ def load_or_build_crop_cache(
         logger.info("Building crop cache %s from %s", path, names)
         build_crop_cache(records, meta["size"], meta["margin"], path, pad=meta["pad"], quality=quality,
                          dilate=meta["dilate"], feather=meta["feather"], fill=meta["fill"], sources=names,
-                         num_workers=num_workers)
+                         num_workers=num_workers, ellipse_union=meta.get("ellipse_union", False))
     cache = load_crop_cache(path)
     check_crop_cache(cache, meta, names, where=str(path))
     return cache

@@ -31,7 +31,6 @@ from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 import yaml
-from tqdm import tqdm
 
 from maskface.config import CfgNode, get_attr_cfg
 from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler
@@ -41,6 +40,7 @@ from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flat
 from maskface.modeling.attributes.crops import normalize_crops
 from maskface.modeling.attributes.net import AttributeNet
 from maskface.utils.io import atomic_write
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class AttributeTrainer:
         sums = torch.zeros(3, device=self.device)
         names = ("loss_age", "loss_gender", "loss_emotion")
         t0 = time.perf_counter()
-        bar = tqdm(range(self.iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.SOLVER.EPOCHS}", unit="it",
+        bar = progress_bar(range(self.iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.SOLVER.EPOCHS}", unit="it",
                    leave=False, disable=None)
         for it in bar:
             idx = order[it * self.batch : (it + 1) * self.batch]

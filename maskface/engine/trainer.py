@@ -25,7 +25,6 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from maskface.data.build import build_train_loader, load_datasets
 from maskface.data.mapper import DatasetMapper
@@ -41,6 +40,7 @@ from maskface.engine.launch import (
 )
 from maskface.engine.utils import MetricsWriter, resolve_device, save_config, seed_all, setup_logging
 from maskface.modeling.face_rcnn import build_face_rcnn
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class MetricsLogger(HookBase):
 
     def before_train(self) -> None:
         t = self.trainer
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=t.max_iter,
             initial=t.start_iter,
             desc="train",

@@ -286,13 +286,15 @@ def evaluate_attribute_model(
         cache_or_records = load_crop_cache(cache_or_records)
     if isinstance(cache_or_records, CropCache):
         cache = cache_or_records
-        check_crop_cache(cache, cache_meta(kw["size"], kw["margin"], cache.meta["pad"], kw["dilate"], kw["feather"]))
+        check_crop_cache(cache, cache_meta(kw["size"], kw["margin"], cache.meta["pad"], kw["dilate"], kw["feather"],
+                                      ellipse_union=kw.get("ellipse_union", False)))
         crops = center_crops(cache.images, kw["size"])
         true = {k: getattr(cache, k).cpu().numpy() for k in ("age", "gender", "emotion")}
     else:
         crops_list, labels = [], []
         for rec in cache_or_records:
-            c, anns = crop_record_faces(rec, kw["size"], kw["margin"], kw["dilate"], kw["feather"])
+            c, anns = crop_record_faces(rec, kw["size"], kw["margin"], kw["dilate"], kw["feather"],
+                                         ellipse_union=kw.get("ellipse_union", False))
             crops_list.append(c)
             labels += [encode_attributes(a.get("attributes")) for a in anns]
         if not labels:

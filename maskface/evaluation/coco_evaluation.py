@@ -35,10 +35,10 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from tqdm import tqdm
 
 from maskface.data.coco_faces import FACE_CATEGORY_ID
 from maskface.utils.io import save_json
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def inference_on_records(
     results: List[dict] = []
     try:
         with score_threshold(model, score_thresh):
-            for images, _, recs in tqdm(loader, desc="eval", unit="img", disable=not (progress and is_main_process()), dynamic_ncols=True):
+            for images, _, recs in progress_bar(loader, desc="eval", unit="img", disable=not (progress and is_main_process()), dynamic_ncols=True):
                 outputs = model([im.to(device) for im in images])
                 for out, rec in zip(outputs, recs):
                     results.extend(instances_to_coco_results(out, rec["image_id"], mask_thresh))

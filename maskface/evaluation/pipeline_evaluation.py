@@ -6,27 +6,32 @@ module measures that: each ground-truth face with attributes is matched to one d
 (:func:`maskface.inference.pseudo_labels.match_detection`: the detection's centre inside the
 face box, IoU >= ``min_iou``, highest score); the metrics are computed over matched faces, and
 ``described_fraction`` says how many of the labelled faces got any prediction at all.
+
+Tight face chips (UTKFace) can be given a grey border first (``pad``), as in
+:func:`maskface.inference.pseudo_labels.pseudo_label_faces`: the detector then sees the face at a
+photo-like scale. The border is the crop's fill grey, so the attribute crops are the same as when
+the face box runs off the unpadded image.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskface.data.attributes import EMOTIONS, GENDERS
 from maskface.evaluation.attribute_metrics import compute_attribute_metrics
-from maskface.inference.pseudo_labels import match_detection
+from maskface.inference.pseudo_labels import check_pad, match_detection, pad_image
 from maskface.modeling.attributes.heads import AGE_GROUP_NAMES
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
 
 def evaluate_pipeline(predictor, records: List[dict], min_iou: float = 0.2, batch_size: int = 8,
-                      progress: bool = True) -> Dict:
+                      progress: bool = True, pad: float = 0.0) -> Dict:
     """Run ``predictor`` on the images of ``records`` and score its attributes against theirs.
 
     Args:
@@ -34,6 +39,8 @@ def evaluate_pipeline(predictor, records: List[dict], min_iou: float = 0.2, batc
         records: per-image records (:func:`maskface.data.coco_faces.load_coco_faces`).
         min_iou: minimum IoU in [0, 1] between a detection and the labelled face box.
         batch_size: images per predictor call.
+        pad: grey border added on each side before detection, as a fraction of the image's width /
+            height (0 = none; ~0.25 for tight face chips).
 
     Returns:
         ``compute_attribute_metrics``'s dict (over matched faces) plus ``labelled_faces``,
@@ -41,25 +48,28 @@ def evaluate_pipeline(predictor, records: List[dict], min_iou: float = 0.2, batc
     """
     if not predictor.has_attributes:
         raise ValueError("pipeline evaluation needs a predictor with an attribute net")
+    check_pad(pad)
     pred: Dict[str, list] = {"age": [], "age_group": [], "gender_probs": [], "emotion_probs": []}
     true: Dict[str, list] = {"age": [], "gender": [], "emotion": []}
     labelled = 0
-    for start in tqdm(range(0, len(records), batch_size), desc="pipeline", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(records), batch_size), desc="pipeline", unit="batch", disable=not progress):
         batch = records[start:start + batch_size]
         images = [cv2.imread(r["file_name"], cv2.IMREAD_COLOR) for r in batch]
-        readable = [(r, im) for r, im in zip(batch, images) if im is not None]
         for r, im in zip(batch, images):
             if im is None:
                 logger.warning("%s: cannot decode the image (skipped)", r["file_name"])
-        results = predictor([im for _, im in readable], color="bgr") if readable else []
-        for (rec, _), faces in zip(readable, results):
+        readable = [(r, pad_image(im, pad) if pad > 0 else (im, (0, 0))) for r, im in zip(batch, images)
+                    if im is not None]
+        results = predictor([im for _, (im, _) in readable], color="bgr") if readable else []
+        for (rec, (_, (px, py))), faces in zip(readable, results):
             boxes, scores, taken = [f.box for f in faces], [f.score for f in faces], set()
             for ann in rec["annotations"]:
                 attrs = ann["attributes"]
                 if ann["iscrowd"] or not attrs:
                     continue
                 labelled += 1
-                i = match_detection(ann["bbox"], boxes, scores, taken, min_iou)
+                x, y, w, h = ann["bbox"]
+                i = match_detection([x + px, y + py, w, h], boxes, scores, taken, min_iou)
                 if i is None:
                     continue
                 taken.add(i)

@@ -415,6 +415,6 @@ class InferenceRunner:
 
 
 def _tqdm(**kw):
-    from tqdm import tqdm
+    from maskface.utils.progress import progress_bar
 
-    return tqdm(dynamic_ncols=True, leave=False, **kw)
+    return progress_bar(dynamic_ncols=True, leave=False, **kw)

@@ -93,6 +93,13 @@ def test_cache_checks(colour_json, tmp_path):
         check_crop_cache(cache, cache_meta(S, 0.3, PAD))
     with pytest.raises(CropCacheError, match="datasets"):
         check_crop_cache(cache, cache_meta(S, 0.2, PAD), ["other"])
+    with pytest.raises(CropCacheError, match="ellipse_union"):
+        check_crop_cache(cache, cache_meta(S, 0.2, PAD, ellipse_union=True))
+    # caches written before the ellipse_union key existed were built without it
+    del cache.meta["ellipse_union"]
+    check_crop_cache(cache, cache_meta(S, 0.2, PAD))
+    with pytest.raises(CropCacheError, match="ellipse_union"):
+        check_crop_cache(cache, cache_meta(S, 0.2, PAD, ellipse_union=True))
     (tmp_path / "bad.pt").write_bytes(b"not a cache")
     with pytest.raises(CropCacheError, match="cannot read"):
         load_crop_cache(tmp_path / "bad.pt")

@@ -81,6 +81,38 @@ def test_pseudo_masks_keep_attributes_and_drop_unmatched(box_only_set, tmp_path)
     assert rec["file_name"].endswith("a.png")
 
 
+class PaddedFaces:
+    """Detects one face at a fixed place of the *padded* image it is given, and records its size."""
+
+    score_thresh = 0.05
+
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, images, color="bgr"):
+        self.shapes += [im.shape[:2] for im in images]
+        out = []
+        for im in images:
+            h, w = im.shape[:2]
+            out.append([_face([30, 20, w - 10, h - 40], 0.8, h=h, w=w), _face([0, 0, 20, 20], 0.9, h=h, w=w)])
+        return out
+
+
+def test_pseudo_masks_pad_maps_boxes_and_masks_back(box_only_set):
+    predictor = PaddedFaces()
+    coco = pseudo_label_faces(str(box_only_set), predictor, progress=False, pad=0.25)
+    # 100x100 -> 150x150 (25 px each side), 100x101 -> 150x151 (25 / 25 px)
+    assert predictor.shapes == [(150, 150), (151, 150)]
+    anns = {a["image_id"]: a for a in coco["annotations"]}
+    # padded box [30, 20, 140, 110] -> original [5, -5, 115, 85] -> clipped [5, 0, 100, 85]
+    assert anns[1]["bbox"] == [5.0, 0.0, 95.0, 85.0]
+    assert anns[1]["segmentation"]["size"] == [100, 100] and anns[1]["area"] == 95 * 85
+    # the face inside the grey border only ([0, 0, 20, 20] padded) was dropped, not matched
+    assert len(coco["annotations"]) == 2
+    with pytest.raises(ValueError, match="pad must be in"):
+        pseudo_label_faces(str(box_only_set), predictor, progress=False, pad=-0.1)
+
+
 def test_pipeline_metrics_over_matched_faces(box_only_set):
     probs = {e: 0.0 for e in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")}
     sad = dict(probs, sad=1.0)
@@ -95,3 +127,30 @@ def test_pipeline_metrics_over_matched_faces(box_only_set):
     assert m["age"]["mae"] == pytest.approx((4 + 10) / 2)
     assert m["gender"]["accuracy"] == pytest.approx(0.5)  # the 60-year-old man was called female
     assert m["emotion"]["accuracy"] == pytest.approx(1.0)  # only the second face has an emotion label
+
+
+def test_pipeline_pad_matches_in_padded_coordinates(box_only_set):
+    probs = {e: 0.0 for e in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")}
+
+    class LowerRight:
+        """One face at [75, 75, 125, 125] of whatever image it gets, and the image sizes seen."""
+
+        score_thresh, has_attributes = 0.05, True
+
+        def __init__(self):
+            self.shapes = []
+
+        def __call__(self, images, color="bgr"):
+            self.shapes += [im.shape[:2] for im in images]
+            return [[_face([75, 75, 125, 125], 0.9, h=im.shape[0], w=im.shape[1]).set_attributes(
+                {"age": 40.0, "age_group": "38-43", "gender": "male", "gender_prob": 0.7, "emotion": "sad",
+                 "emotion_probs": dict(probs, sad=1.0)})] for im in images]
+
+    predictor = LowerRight()
+    m = evaluate_pipeline(predictor, load_coco_faces(box_only_set), progress=False, pad=0.25)
+    assert predictor.shapes == [(150, 150), (151, 150)]
+    # in padded coordinates the labels are [25, 25, 125, 125(6)]: the face covers a quarter of each
+    assert m["described_faces"] == 2 and m["age"]["mae"] == pytest.approx((10 + 20) / 2)
+    with pytest.raises(ValueError, match="no labelled face was matched"):
+        # unpadded, the same box sits at the labels' corner (IoU < 0.2): nothing matches
+        evaluate_pipeline(LowerRight(), load_coco_faces(box_only_set), progress=False)

@@ -12,7 +12,6 @@ import pytest
 
 from maskface.inference.results import validate_face_dict
 
-
 # --- images ------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskface.data.converters.common import (
     CocoFacesBuilder,
@@ -34,6 +33,7 @@ from maskface.data.converters.common import (
     polygons_area_bbox,
 )
 from maskface.data.converters.ops import image_path, load_coco
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def convert_auto(
     builder = CocoFacesBuilder("auto", image_folder, strict, description="mediapipe face-oval auto-annotation")
     source = AttributeSource(attributes_from, min_iou) if attributes_from else None
     with FaceOvalAnnotator(max_faces, score_thresh, pad) as annotator:
-        for path in tqdm(list_images(image_folder)[:limit], desc="auto", unit="img", disable=not progress):
+        for path in progress_bar(list_images(image_folder)[:limit], desc="auto", unit="img", disable=not progress):
             try:
                 image = read_rgb(path)
             except OSError as e:

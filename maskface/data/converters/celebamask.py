@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from maskface.data.converters.common import (
     CocoFacesBuilder,
@@ -41,6 +40,7 @@ from maskface.data.converters.common import (
     resize_mask,
     rle_area_bbox,
 )
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def convert_celebamask(
     )[:limit]
     part_index = _index_parts(mask_dir) if layout == "parts" else {}
     class_ids = [CLASSES.index(p) for p in parts]
-    for path in tqdm(images, desc="celebamask", unit="img", disable=not progress):
+    for path in progress_bar(images, desc="celebamask", unit="img", disable=not progress):
         try:
             width, height = image_size(path)
             if layout == "labels":

@@ -30,7 +30,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
 
 from maskface.data.converters.common import (
     CocoFacesBuilder,
@@ -42,6 +41,7 @@ from maskface.data.converters.common import (
     polygons_area_bbox,
     rle_area_bbox,
 )
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def convert_cvat(
             builder.skip("invalid XML", str(xml_file), f"root element is <{root.tag}>, expected <annotations>")
             continue
         elements += [(xml_file, image) for image in root.iter("image")]
-    for xml_file, element in tqdm(elements[:limit], desc="cvat", unit="img", disable=not progress):
+    for xml_file, element in progress_bar(elements[:limit], desc="cvat", unit="img", disable=not progress):
         where = f"{xml_file}: image {element.get('name')!r} (id {element.get('id')})"
         try:
             name, width, height = _image_header(element)

@@ -25,11 +25,11 @@ from typing import Dict, Iterable, List, Optional
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskface.data.attributes import normalize_emotion
 from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images
 from maskface.utils.io import atomic_write
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def convert_fer2013_folders(
                 builder.skip("unknown emotion folder", str(emotion_dir), detail, count=len(images))
                 continue
             items.extend((path, split, emotion) for path in images)
-    for path, split, emotion in tqdm(items[:limit], desc="fer2013", unit="img", disable=not progress):
+    for path, split, emotion in progress_bar(items[:limit], desc="fer2013", unit="img", disable=not progress):
         try:
             width, height = image_size(path)
         except OSError as e:
@@ -124,7 +124,7 @@ def convert_fer2013_csv(
         missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{csv_file}:1: missing column(s) {sorted(missing)}; expected emotion,pixels,Usage")
-        for row_index, row in enumerate(tqdm(reader, desc="fer2013-csv", unit="row", disable=not progress)):
+        for row_index, row in enumerate(progress_bar(reader, desc="fer2013-csv", unit="row", disable=not progress)):
             if limit is not None and len(builder.images) >= limit:
                 break
             split = (row.get("Usage") or "").strip() or None

@@ -38,7 +38,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from maskface.data.attributes import normalize_emotion, normalize_gender
 from maskface.data.converters.common import (
@@ -50,6 +49,7 @@ from maskface.data.converters.common import (
     polygons_area_bbox,
 )
 from maskface.utils.io import atomic_write, load_json
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def convert_labelme(
     image_dir = Path(os.path.abspath(image_dir)) if image_dir else None
     builder = CocoFacesBuilder("labelme", root, strict, description="labelme annotations")
     files = [(folder, path) for folder in folders for path in sorted(folder.rglob("*.json"))][:limit]
-    for folder, json_file in tqdm(files, desc="labelme", unit="file", disable=not progress):
+    for folder, json_file in progress_bar(files, desc="labelme", unit="file", disable=not progress):
         try:
             doc = load_json(json_file)
         except ValueError as e:

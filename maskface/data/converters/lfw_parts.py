@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from maskface.data.converters.common import (
     CocoFacesBuilder,
@@ -34,6 +33,7 @@ from maskface.data.converters.common import (
     resize_mask,
     rle_area_bbox,
 )
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def convert_lfw_parts(
     for ext in reversed(MASK_EXTENSIONS):
         by_stem.update({p.stem: p for p in sorted(masks.glob(f"*{ext}"))})
     stems = sorted(by_stem)[:limit]
-    for stem in tqdm(stems, desc="lfw-parts", unit="img", disable=not progress):
+    for stem in progress_bar(stems, desc="lfw-parts", unit="img", disable=not progress):
         mask_path = by_stem[stem]
         person = stem.rsplit("_", 1)[0]
         path = images / person / f"{stem}.jpg"

@@ -16,11 +16,10 @@ import logging
 from pathlib import Path
 from typing import Optional, Tuple
 
-from tqdm import tqdm
-
 from maskface.data.attributes import normalize_age
 from maskface.data.converters.auto import FaceOvalAnnotator, read_rgb
 from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images, polygons_area_bbox
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def convert_utkface(
     builder = CocoFacesBuilder("utkface", folder, strict, description="UTKFace crops (age, gender from file names)")
     annotator = FaceOvalAnnotator(max_faces=1, score_thresh=AUTO_MASK_SCORE_THRESH, pad=AUTO_MASK_PAD) if masks == "auto" else None
     try:
-        for path in tqdm(list_images(folder)[:limit], desc="utkface", unit="img", disable=not progress):
+        for path in progress_bar(list_images(folder)[:limit], desc="utkface", unit="img", disable=not progress):
             try:
                 age, gender = parse_utkface_name(path.name)
             except ValueError as e:

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from tqdm import tqdm
-
 from maskface.data.converters.common import (
     IMAGE_EXTENSIONS,
     CocoFacesBuilder,
@@ -34,6 +32,7 @@ from maskface.data.converters.common import (
     clip_box,
     image_size,
 )
+from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ def convert_wider(
     records = list(parse_wider_gt(gt_file, builder))
     if limit is not None:
         records = records[:limit]
-    for record in tqdm(records, desc="wider", unit="img", disable=not progress):
+    for record in progress_bar(records, desc="wider", unit="img", disable=not progress):
         path = image_root / record.file_name
         try:
             width, height = image_size(path)

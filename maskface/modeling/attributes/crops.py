@@ -27,6 +27,12 @@ Faces without a mask (the "prior mask" policy)
     inference crops show: a face-shaped region on a flat grey background. Pass ``masks=None`` (all
     faces) or a list with ``None`` entries (those faces) to get it.
 
+Ellipse union (``ellipse_union=True``)
+    A detector mask can miss part of the face (the forehead, one cheek), and then the crop shows a
+    fragment. With ``ellipse_union`` the matte is ``max(mask, ellipse)``: the mask completed by
+    the ellipse inscribed in the face box. Everything outside both (other faces, scenery) stays
+    grey. Mask-less training faces get the ellipse either way, so they match inference crops.
+
 Output
     ``float32 (N, 3, size, size)`` RGB. With ``normalize=True`` (what the net expects):
     ``(pixel / 255 - PIXEL_MEAN) / PIXEL_STD`` with the constants below, i.e. roughly [-2, 2] and
@@ -185,6 +191,7 @@ def extract_face_crops(
     dilate: int = 1,
     feather: float = 1.0,
     normalize: bool = True,
+    ellipse_union: bool = False,
 ) -> torch.Tensor:
     """Masked, square, fixed-size crops of all faces of one image, in one call.
 
@@ -203,6 +210,8 @@ def extract_face_crops(
         dilate: grow the mask by this many crop pixels before feathering (0 = off).
         feather: Gaussian sigma in crop pixels of the soft mask edge (0 = hard edge).
         normalize: True -> net input ``(x / 255 - PIXEL_MEAN) / PIXEL_STD``; False -> [0, 255].
+        ellipse_union: complete each given mask with the ellipse inscribed in its face box
+            (see the module docstring).
 
     Returns:
         ``float32 (N, 3, S, S)`` RGB crops on the image's device (``(0, 3, S, S)`` for no faces).
@@ -231,6 +240,8 @@ def extract_face_crops(
     alpha = _ellipse_masks(b, windows, size)
     if masks is not None:
         given, has = _resample_masks(list(masks), windows, size)
+        if ellipse_union:
+            given = torch.maximum(given, alpha)
         alpha = torch.where(has.view(-1, 1, 1, 1), given, alpha)
     alpha = alpha * _inside_image(windows, height, width, size)
     if dilate > 0:

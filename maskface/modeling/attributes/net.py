@@ -36,9 +36,12 @@ class AttributeNet(nn.Module):
         loss_weights: ``(age, gender, emotion)`` multipliers of the three losses.
         age_sigma: years, sigma of DEX's Gaussian soft labels.
         age_l1_weight: weight of |E[age] - age| (years) added to the age loss.
-        crop_size, crop_margin, mask_dilate, mask_feather: how input crops are made
-            (``extract_face_crops``' ``size``, ``margin``, ``dilate``, ``feather``); stored, not used
-            by ``forward``.
+        crop_size, crop_margin, mask_dilate, mask_feather, mask_ellipse_union: how input crops are
+            made (``extract_face_crops``' ``size``, ``margin``, ``dilate``, ``feather``,
+            ``ellipse_union``); stored, not used by ``forward``.
+        flip_test: in eval mode, also run each crop mirrored left-right and average the two
+            predictions' probabilities (test-time augmentation: twice the net's compute, usually a
+            more accurate result; training is unaffected).
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class AttributeNet(nn.Module):
         crop_margin: float = 0.2,
         mask_dilate: int = 1,
         mask_feather: float = 1.0,
+        mask_ellipse_union: bool = False,
+        flip_test: bool = False,
     ):
         super().__init__()
         if age_head not in AGE_HEADS:
@@ -72,7 +77,8 @@ class AttributeNet(nn.Module):
         self.age_sigma = float(age_sigma)
         self.age_l1_weight = float(age_l1_weight)
         self.crop_kwargs = {"size": int(crop_size), "margin": float(crop_margin), "dilate": int(mask_dilate),
-                            "feather": float(mask_feather)}
+                            "feather": float(mask_feather), "ellipse_union": bool(mask_ellipse_union)}
+        self.flip_test = bool(flip_test)
 
     @classmethod
     def from_config(cls, cfg) -> "AttributeNet":
@@ -92,6 +98,8 @@ class AttributeNet(nn.Module):
             crop_margin=m.CROP_MARGIN,
             mask_dilate=m.MASK_DILATE,
             mask_feather=m.MASK_FEATHER,
+            mask_ellipse_union=m.MASK_ELLIPSE_UNION,
+            flip_test=cfg.TEST.FLIP,
         )
 
     def forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -104,6 +112,25 @@ class AttributeNet(nn.Module):
         """
         if crops.dim() != 4 or crops.shape[1] != 3:
             raise ValueError(f"expected crops of shape (N, 3, S, S), got {tuple(crops.shape)}")
+        if self.flip_test and not self.training:
+            return self._merge_flipped(self._forward(torch.cat([crops, crops.flip(-1)])), crops.shape[0])
+        return self._forward(crops)
+
+    @staticmethod
+    def _merge_flipped(out: Dict[str, torch.Tensor], n: int) -> Dict[str, torch.Tensor]:
+        """Outputs of ``[crops, mirrored crops]`` (``2N`` rows) -> ``N`` rows: probabilities are
+        averaged, logits become their log, age statistics are recomputed from the mean distribution."""
+        merged = {}
+        for name in ("age_probs", "gender_probs", "emotion_probs"):
+            merged[name] = 0.5 * (out[name][:n] + out[name][n:])
+        for name in ("age", "gender", "emotion"):
+            merged[f"{name}_logits"] = merged[f"{name}_probs"].clamp_min(1e-12).log()
+        values = out["age_values"]
+        merged["age_values"] = values if values.dim() == 1 else 0.5 * (values[:n] + values[n:])
+        merged.update(age_summary(merged["age_values"], merged["age_probs"]))
+        return merged
+
+    def _forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
         features = self.trunk(crops)
         out = self.age_head(features)
         out.update(age_summary(out["age_values"], out["age_probs"]))

@@ -117,3 +117,25 @@ def test_no_faces_and_tensor_input():
 def test_bad_inputs(image, boxes, masks, exc, msg):
     with pytest.raises(exc, match=msg):
         extract_face_crops(image, boxes, masks, size=S)
+
+
+def test_ellipse_union_completes_a_partial_mask():
+    img = _image()
+    mask = np.zeros((64, 80), bool)
+    mask[10:50, 10:18] = True  # a detector mask that caught only the left strip of the face
+    box = [[10, 10, 40, 50]]
+    kw = dict(size=S, margin=0.0, dilate=0, feather=0, normalize=False)
+    only_mask = extract_face_crops(img, box, [mask], **kw)[0]
+    union = extract_face_crops(img, box, [mask], ellipse_union=True, **kw)[0]
+    ellipse = extract_face_crops(img, box, None, **kw)[0]
+    fill = torch.tensor(DEFAULT_FILL).view(3, 1)
+    face = torch.tensor([200.0, 30.0, 90.0]).view(3, 1)
+    centre = (slice(None), S // 2, S // 2)
+    assert torch.allclose(only_mask[centre].view(3, 1), fill, atol=1)  # centre lost without the union
+    assert torch.allclose(union[centre].view(3, 1), face, atol=1)  # ellipse brings it back
+    assert torch.allclose(union[:, 0, 0].view(3, 1), fill, atol=1)  # corners stay background
+    # the union covers at least both the mask and the ellipse
+    is_face = lambda c: (c - fill.view(3, 1, 1)).abs().sum(0) > 1
+    assert bool((is_face(union) >= is_face(only_mask)).all() and (is_face(union) >= is_face(ellipse)).all())
+    # faces without a mask are unchanged by the flag
+    assert torch.equal(extract_face_crops(img, box, None, ellipse_union=True, **kw)[0], ellipse)

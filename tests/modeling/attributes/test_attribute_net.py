@@ -83,7 +83,30 @@ def test_net_outputs_and_decode(age_head):
         assert f["emotion"] in EMOTIONS and list(f["emotion_probs"]) == list(EMOTIONS)
         assert sum(f["emotion_probs"].values()) == pytest.approx(1.0, abs=1e-5)
         assert f["emotion"] == max(f["emotion_probs"], key=f["emotion_probs"].get)
-    assert net.crop_kwargs == {"size": 24, "margin": 0.2, "dilate": 1, "feather": 1.0}
+    assert net.crop_kwargs == {"size": 24, "margin": 0.2, "dilate": 1, "feather": 1.0, "ellipse_union": False}
+
+
+@pytest.mark.parametrize("age_head", ["dex", "label_division"])
+def test_flip_test_averages_the_mirrored_crop(age_head):
+    torch.manual_seed(0)
+    net = AttributeNet(trunk="depthwise", width=4, age_head=age_head, head_dim=16, crop_size=24).eval()
+    x = torch.randn(3, 3, 24, 24)
+    with torch.no_grad():
+        plain, mirrored = net(x), net(x.flip(-1))
+        net.flip_test = True
+        both = net(x)
+        both_of_mirror = net(x.flip(-1))
+    for name in ("gender_probs", "emotion_probs", "age_probs"):
+        assert torch.allclose(both[name], (plain[name] + mirrored[name]) / 2, atol=1e-6)
+        # a crop and its mirror image now get the same answer
+        assert torch.allclose(both[name], both_of_mirror[name], atol=1e-6)
+    assert torch.allclose(both["gender_logits"].exp(), both["gender_probs"], atol=1e-6)
+    # age statistics come from the averaged distribution
+    assert torch.allclose(both["age"], age_summary(both["age_values"], both["age_probs"])["age"], atol=1e-4)
+    assert both["age"].shape == (3,) and both["age_group_probs"].shape == (3, 8)
+    assert len(net.decode(both)) == 3
+    net.train()  # training is unaffected: one pass, 3 rows
+    assert net(x)["gender_logits"].shape == (3, 2)
 
 
 def test_from_config_and_bad_head():
@@ -91,6 +114,10 @@ def test_from_config_and_bad_head():
     cfg.MODEL.TRUNK, cfg.MODEL.WIDTH, cfg.MODEL.AGE_HEAD = "gra", 4, "label_division"
     net = AttributeNet.from_config(cfg)
     assert net.age_head.kind == "label_division" and net.crop_kwargs["size"] == cfg.MODEL.CROP_SIZE
+    assert net.flip_test is False and net.crop_kwargs["ellipse_union"] is False
+    cfg.TEST.FLIP, cfg.MODEL.MASK_ELLIPSE_UNION = True, True
+    net = AttributeNet.from_config(cfg)
+    assert net.flip_test is True and net.crop_kwargs["ellipse_union"] is True
     with pytest.raises(ValueError, match="unknown age head"):
         AttributeNet(age_head="regression")
 
