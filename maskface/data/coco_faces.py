@@ -10,7 +10,11 @@ A dataset is a list of plain dicts, one per image (detectron2's "dataset dicts")
                                       | None (box-only face),
                       "iscrowd": 0 | 1, "area": float px^2,
                       "attributes": {"age": float years, "gender": "female" | "male",
-                                     "emotion": one of EMOTIONS}  (missing key = unknown)}]}
+                                     "emotion": one of EMOTIONS}  (missing key = unknown),
+                      "groups": {str: str} (only when the file has it)}]}
+
+``groups`` holds population-group labels that MaskFace does not predict, such as UTKFace's
+``{"race": "asian"}``; evaluations break their metrics down by them (bias).
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ def validate_annotation(ann: dict, img: dict, where: str) -> List[str]:
         problems.append(f"{where}: unknown gender {attrs['gender']!r}; expected one of {GENDERS}")
     if attrs.get("emotion") is not None and attrs["emotion"] not in EMOTIONS:
         problems.append(f"{where}: unknown emotion name {attrs['emotion']!r}; expected one of {EMOTIONS}")
+    groups = ann.get("groups")
+    if groups is not None and not (isinstance(groups, dict)
+                                   and all(isinstance(k, str) and isinstance(v, str) for k, v in groups.items())):
+        problems.append(f"{where}: groups must be an object of string labels such as {{\"race\": \"asian\"}}, "
+                        f"got {groups!r}")
     return problems
 
 
@@ -167,16 +176,17 @@ def load_coco_faces(
             continue
         seg = ann.get("segmentation")
         bbox = [float(v) for v in ann["bbox"]]
-        rec["annotations"].append(
-            {
-                "id": ann.get("id", j),
-                "bbox": bbox,
-                "segmentation": seg if seg not in (None, []) else None,
-                "iscrowd": int(ann.get("iscrowd", 0)),
-                "area": float(ann.get("area", bbox[2] * bbox[3])),
-                "attributes": {k: v for k, v in (ann.get("attributes") or {}).items() if v is not None},
-            }
-        )
+        face = {
+            "id": ann.get("id", j),
+            "bbox": bbox,
+            "segmentation": seg if seg not in (None, []) else None,
+            "iscrowd": int(ann.get("iscrowd", 0)),
+            "area": float(ann.get("area", bbox[2] * bbox[3])),
+            "attributes": {k: v for k, v in (ann.get("attributes") or {}).items() if v is not None},
+        }
+        if ann.get("groups"):
+            face["groups"] = dict(ann["groups"])
+        rec["annotations"].append(face)
     out = list(records.values())
     logger.info("Loaded %d images, %d faces from %s", len(out), sum(len(r["annotations"]) for r in out), json_file)
     return out

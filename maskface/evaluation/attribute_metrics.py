@@ -9,8 +9,9 @@ Metrics (each over the faces whose attribute is known):
   predictions), per-class recall (``None`` for classes without samples), confusion matrix (rows:
   true class, columns: predicted class) and expected calibration error (15 equal-width bins of the
   top probability: ``sum_b n_b / n * |accuracy_b - confidence_b|``);
-* ``bias``: the same accuracies and age errors broken down by true gender and by true age group,
-  for the model card;
+* ``bias``: the same accuracies and age errors broken down by true gender, by true age group and
+  by any population-group labels the faces carry (``groups``, e.g. UTKFace's race), for the model
+  card;
 * ``score``: the validation score that picks ``model_best.pth``: the mean of gender accuracy,
   emotion accuracy and age CS@5, over those the data has (all in [0, 1], higher is better).
 """
@@ -144,16 +145,19 @@ def _subset_summary(pred: Dict[str, np.ndarray], true: Dict[str, np.ndarray], se
             "gender_accuracy": accuracy("gender"), "emotion_accuracy": accuracy("emotion")}
 
 
-def compute_attribute_metrics(pred: Dict[str, np.ndarray], true: Dict[str, np.ndarray]) -> dict:
+def compute_attribute_metrics(pred: Dict[str, np.ndarray], true: Dict[str, np.ndarray],
+                              groups: Optional[Dict[str, Sequence[str]]] = None) -> dict:
     """All metrics of the module docstring.
 
     Args:
         pred: ``age`` ``(N,)`` years, ``age_group`` ``(N,)`` group index, ``gender_probs``
             ``(N, 2)``, ``emotion_probs`` ``(N, 7)``.
         true: ``age`` ``(N,)`` (NaN unknown), ``gender`` / ``emotion`` ``(N,)`` (-1 unknown).
+        groups: optional population-group labels per face, e.g. ``{"race": ["asian", "", ...]}``
+            (``N`` strings each, ``""`` = unknown); each adds a ``bias["by_<name>"]`` breakdown.
 
     Returns:
-        ``{"n", "age", "gender", "emotion", "bias": {"by_gender", "by_age_group"}, "score"}``.
+        ``{"n", "age", "gender", "emotion", "bias": {"by_gender", "by_age_group", ...}, "score"}``.
     """
     pred = {k: np.asarray(v) for k, v in pred.items()}
     true = {k: np.asarray(v) for k, v in true.items()}
@@ -174,6 +178,12 @@ def compute_attribute_metrics(pred: Dict[str, np.ndarray], true: Dict[str, np.nd
         "by_age_group": {g: _subset_summary(pred, true, true_group == i) for i, g in enumerate(AGE_GROUP_NAMES)
                          if (true_group == i).any()},
     }
+    for name, labels in (groups or {}).items():
+        labels = np.asarray(labels, dtype=object)
+        if len(labels) != len(true["age"]):
+            raise ValueError(f"groups[{name!r}] has {len(labels)} labels for {len(true['age'])} faces")
+        out["bias"][f"by_{name}"] = {str(v): _subset_summary(pred, true, labels == v)
+                                     for v in sorted({str(v) for v in labels if v})}
     parts = [out["gender"]["accuracy"], out["emotion"]["accuracy"], out["age"]["cs5"]]
     parts = [p for p in parts if p is not None]
     out["score"] = float(np.mean(parts)) if parts else None

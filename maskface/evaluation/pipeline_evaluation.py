@@ -43,14 +43,16 @@ def evaluate_pipeline(predictor, records: List[dict], min_iou: float = 0.2, batc
             height (0 = none; ~0.25 for tight face chips).
 
     Returns:
-        ``compute_attribute_metrics``'s dict (over matched faces) plus ``labelled_faces``,
-        ``described_faces`` and ``described_fraction``.
+        ``compute_attribute_metrics``'s dict (over matched faces; faces' ``groups`` such as
+        UTKFace's race add ``bias["by_<group>"]``) plus ``labelled_faces``, ``described_faces`` and
+        ``described_fraction``.
     """
     if not predictor.has_attributes:
         raise ValueError("pipeline evaluation needs a predictor with an attribute net")
     check_pad(pad)
     pred: Dict[str, list] = {"age": [], "age_group": [], "gender_probs": [], "emotion_probs": []}
     true: Dict[str, list] = {"age": [], "gender": [], "emotion": []}
+    group_labels: List[dict] = []  # per described face: its ``groups`` (population labels, for bias)
     labelled = 0
     for start in progress_bar(range(0, len(records), batch_size), desc="pipeline", unit="batch", disable=not progress):
         batch = records[start:start + batch_size]
@@ -82,12 +84,14 @@ def evaluate_pipeline(predictor, records: List[dict], min_iou: float = 0.2, batc
                 true["age"].append(float(attrs["age"]) if "age" in attrs else np.nan)
                 true["gender"].append(GENDERS.index(attrs["gender"]) if "gender" in attrs else -1)
                 true["emotion"].append(EMOTIONS.index(attrs["emotion"]) if "emotion" in attrs else -1)
+                group_labels.append(ann.get("groups") or {})
     described = len(true["age"])
     if not described:
         raise ValueError(f"no labelled face was matched by a detection ({labelled} labelled faces)")
     metrics = compute_attribute_metrics(
         {k: np.asarray(v, dtype=np.float64 if k != "age_group" else np.int64) for k, v in pred.items()},
         {k: np.asarray(v, dtype=np.float64 if k == "age" else np.int64) for k, v in true.items()},
+        groups={name: [g.get(name, "") for g in group_labels] for name in sorted({n for g in group_labels for n in g})},
     )
     metrics.update(labelled_faces=labelled, described_faces=described, described_fraction=described / labelled)
     return metrics

@@ -142,8 +142,9 @@ def pseudo_label_faces(json_file: str, predictor, image_root: Optional[str] = No
                     continue
                 taken.add(i)
                 x1, y1, x2, y2 = boxes[i]
+                extra = {"groups": ann["groups"]} if ann.get("groups") else {}
                 builder.add_face(image_id, [x1, y1, x2 - x1, y2 - y1], faces[i].rle(), faces[i].mask_area,
-                                 attributes=ann["attributes"], score=round(float(scores[i]), 4))
+                                 attributes=ann["attributes"], score=round(float(scores[i]), 4), **extra)
                 builder.note("faces relabelled")
         bar.update(len(records[start:start + batch_size]))
     bar.close()

@@ -36,7 +36,8 @@ def _ann(**kw):
 
 def test_loads_records_with_attributes_and_box_only(tmp_path):
     anns = [
-        _ann(segmentation=[[10, 5, 30, 5, 30, 35]], attributes={"age": 31, "emotion": "happy"}),
+        _ann(segmentation=[[10, 5, 30, 5, 30, 35]], attributes={"age": 31, "emotion": "happy"},
+             groups={"race": "asian"}),
         _ann(id=6, bbox=[0, 0, 5, 5]),  # box-only face
         _ann(id=7, iscrowd=1),
     ]
@@ -47,6 +48,7 @@ def test_loads_records_with_attributes_and_box_only(tmp_path):
     a, b, c = rec["annotations"]
     assert a["attributes"] == {"age": 31, "emotion": "happy"}  # gender unknown, not defaulted
     assert b["segmentation"] is None
+    assert a["groups"] == {"race": "asian"} and "groups" not in b  # passed through only when present
     assert c["iscrowd"] == 1
 
 
@@ -58,6 +60,7 @@ def test_loads_records_with_attributes_and_box_only(tmp_path):
         (_ann(attributes={"emotion": "joy"}), "unknown emotion name 'joy'"),
         (_ann(attributes={"gender": "f"}), "unknown gender 'f'"),
         (_ann(image_id=9), "unknown image_id 9"),
+        (_ann(groups={"race": 2}), "groups must be an object of string labels"),
     ],
 )
 def test_precise_errors(tmp_path, ann, message):

@@ -93,6 +93,14 @@ def test_compute_attribute_metrics_bias_and_score(tmp_path):
     assert female["n"] == 2 and female["gender_accuracy"] == 0.5 and female["age_mae"] == pytest.approx(6.0)
     assert female["emotion_accuracy"] is None
     assert set(m["bias"]["by_age_group"]) == {"25-32", "38-43"}
+    assert "by_race" not in m["bias"]
+    # population groups: one breakdown per group name, unknown ("") faces left out
+    g = compute_attribute_metrics(pred, true, groups={"race": ["asian", "white", "", "asian"]})["bias"]["by_race"]
+    assert set(g) == {"asian", "white"}
+    assert g["asian"]["n"] == 2 and g["asian"]["age_mae"] == pytest.approx(2.0)
+    assert g["white"]["gender_accuracy"] == 0.0 and g["white"]["age_mae"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="3 labels for 4 faces"):
+        compute_attribute_metrics(pred, true, groups={"race": ["a", "b", "c"]})
     flat = flatten_metrics(m)
     assert flat["val/score"] == pytest.approx(m["score"]) and "val/emotion_macro_f1" in flat
     paths = save_attribute_report(m, tmp_path)

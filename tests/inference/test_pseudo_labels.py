@@ -57,7 +57,7 @@ def box_only_set(tmp_path):
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 100, 100], "area": 1e4, "iscrowd": 0,
              "attributes": {"age": 30, "gender": "female"}},
             {"id": 2, "image_id": 2, "category_id": 1, "bbox": [0, 0, 100, 101], "area": 1e4, "iscrowd": 0,
-             "attributes": {"age": 60, "gender": "male", "emotion": "sad"}},
+             "attributes": {"age": 60, "gender": "male", "emotion": "sad"}, "groups": {"race": "indian"}},
         ],
         "categories": [{"id": 1, "name": "face"}],
     }
@@ -101,6 +101,7 @@ class PaddedFaces:
 def test_pseudo_masks_pad_maps_boxes_and_masks_back(box_only_set):
     predictor = PaddedFaces()
     coco = pseudo_label_faces(str(box_only_set), predictor, progress=False, pad=0.25)
+    assert [a.get("groups") for a in coco["annotations"]] == [None, {"race": "indian"}]  # groups are kept
     # 100x100 -> 150x150 (25 px each side), 100x101 -> 150x151 (25 / 25 px)
     assert predictor.shapes == [(150, 150), (151, 150)]
     anns = {a["image_id"]: a for a in coco["annotations"]}
@@ -126,6 +127,7 @@ def test_pipeline_metrics_over_matched_faces(box_only_set):
     assert m["labelled_faces"] == 2 and m["described_faces"] == 2 and m["described_fraction"] == 1.0
     assert m["age"]["mae"] == pytest.approx((4 + 10) / 2)
     assert m["gender"]["accuracy"] == pytest.approx(0.5)  # the 60-year-old man was called female
+    assert set(m["bias"]["by_race"]) == {"indian"} and m["bias"]["by_race"]["indian"]["n"] == 1
     assert m["emotion"]["accuracy"] == pytest.approx(1.0)  # only the second face has an emotion label
 
 

@@ -1,8 +1,11 @@
 """UTKFace aligned crops -> COCO faces with age and gender.
 
 Labels come from the file name ``[age]_[gender]_[race]_[datetime].jpg.chip.jpg``: age in years,
-gender ``0`` male / ``1`` female; race is not kept. Names that do not follow it (missing fields,
-gender other than 0/1, non-numeric or out-of-range age) are reported and skipped.
+gender ``0`` male / ``1`` female. Names that do not follow it (missing fields, gender other than
+0/1, non-numeric or out-of-range age) are reported and skipped. The race field (0..4: White,
+Black, Asian, Indian, Others) is kept as the face's ``groups: {"race": ...}``: it is not a label
+MaskFace predicts, only a way to break its metrics down by population group (bias); a face with
+an unreadable race field keeps its age and gender and gets no group.
 
 The face is the whole aligned crop: its box covers the image and there is no mask. With
 ``masks="auto"`` each crop is annotated by mediapipe (:mod:`.auto`): the largest face oval
@@ -24,6 +27,7 @@ from maskface.utils.progress import progress_bar
 logger = logging.getLogger(__name__)
 
 UTK_GENDERS = {"0": "male", "1": "female"}
+UTK_RACES = {"0": "white", "1": "black", "2": "asian", "3": "indian", "4": "other"}
 AUTO_MASK_SCORE_THRESH = 0.3  # crops hold one face, so a lower detection score is still that face
 AUTO_MASK_PAD = 0.5  # UTKFace crops are filled by the face, which mediapipe misses without a border
 
@@ -39,6 +43,12 @@ def parse_utkface_name(name: str) -> Tuple[float, str]:
     if fields[1] not in UTK_GENDERS:
         raise ValueError(f"gender must be 0 (male) or 1 (female), got {fields[1]!r}")
     return age, UTK_GENDERS[fields[1]]
+
+
+def parse_utkface_race(name: str) -> Optional[str]:
+    """The race group of a UTKFace file name (a value of :data:`UTK_RACES`), or ``None``."""
+    fields = name.split("_")
+    return UTK_RACES.get(fields[2]) if len(fields) == 4 else None
 
 
 def convert_utkface(
@@ -76,14 +86,18 @@ def convert_utkface(
                 continue
             image_id = builder.add_image(path, width, height)
             attributes = {"age": age, "gender": gender}
+            race = parse_utkface_race(path.name)
+            extra = {"groups": {"race": race}} if race else {}
+            if not race:
+                builder.note("race field unreadable (face kept without a group)", str(path), path.name.split("_")[2])
             faces = annotator(read_rgb(path)) if annotator else []
             if faces:
                 area, bbox = polygons_area_bbox([faces[0]["polygon"]], height, width)
-                builder.add_face(image_id, bbox, [faces[0]["polygon"]], area, attributes=attributes)
+                builder.add_face(image_id, bbox, [faces[0]["polygon"]], area, attributes=attributes, **extra)
             else:
                 if annotator:
                     builder.note("no face found by mediapipe (box-only)", str(path), "kept as a whole-crop box")
-                builder.add_face(image_id, [0, 0, width, height], attributes=attributes)
+                builder.add_face(image_id, [0, 0, width, height], attributes=attributes, **extra)
     finally:
         if annotator:
             annotator.close()
