@@ -449,13 +449,14 @@ def run_attributes(args) -> int:
         "width": m.WIDTH,
         "params": params,
         "crop": dict(net.crop_kwargs),
+        "flip_test": bool(getattr(net, "flip_test", False)),  # each face also read mirrored: 2x net work
         "image": image_desc,
         "faces": "synthetic boxes (1/8 to 1/3 of the shorter side, 4:5) with inscribed-ellipse masks",
         "device": str(device),
         **_env_info(str(device)),
     }
     print(f"{what}: trunk {m.TRUNK}, width {m.WIDTH}, {params / 1e6:.2f} M params, "
-          f"{net.crop_kwargs['size']} px crops, on {device}")
+          f"{net.crop_kwargs['size']} px crops{', flip test' if info['flip_test'] else ''}, on {device}")
     print(f"faces on: {image_desc}; {_env_line(info)}; crop/fwd/decode: ms per face")
     cols = [("batch", "batch", "{}"), ("ms/face", "ms_per_face", "{:.2f}"), ("median", "ms_per_face_median", "{:.2f}"),
             ("cpu ms/face", "cpu_ms_per_face", "{:.2f}"), ("faces/s", "faces_per_s", "{:.1f}"),
