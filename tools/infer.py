@@ -8,6 +8,7 @@ Examples:
     python tools/infer.py --input clip.mp4 --output out/ --every-n-frames 2
     python tools/infer.py --webcam 0 --output out/ --show
     python tools/infer.py --input photos/ --output out/ --skip-existing     # resume
+    python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # faces filling the frame
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger images "
                         "are shrunk and results mapped back to original pixels. The detector's own resize still "
                         "applies: for more detail on big images raise MODEL.MIN_SIZE too (--opts)")
+    r.add_argument("--pad", type=float, default=0.0, metavar="FRAC",
+                   help="grey border added on each side of every image before detection, as a fraction of its "
+                        "size (e.g. 0.25): for face chips that the face fills to the edge, which the detector "
+                        "otherwise often misses or boxes partly; results stay in original pixels (default: 0)")
     r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
     r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
     r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")
@@ -97,6 +102,8 @@ def main(argv=None) -> int:
         return fail("--output DIR is required")
     if args.batch_size < 1 or args.every_n_frames < 1:
         return fail("--batch-size and --every-n-frames must be >= 1")
+    if not 0.0 <= args.pad <= 2.0:
+        return fail(f"--pad must be in [0, 2] (fraction of the image size), got {args.pad}")
     if args.color is not None:
         print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
               file=sys.stderr)
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
 
     try:
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
-                                        mask_thresh=args.mask_thresh, max_size=args.max_size)
+                                        mask_thresh=args.mask_thresh, max_size=args.max_size, pad=args.pad)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         return fail(f"cannot load the model: {e}")
 

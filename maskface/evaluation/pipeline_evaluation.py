@@ -23,7 +23,8 @@ import numpy as np
 
 from maskface.data.attributes import EMOTIONS, GENDERS
 from maskface.evaluation.attribute_metrics import compute_attribute_metrics
-from maskface.inference.pseudo_labels import check_pad, match_detection, pad_image
+from maskface.inference.padding import check_pad, pad_image
+from maskface.inference.pseudo_labels import match_detection
 from maskface.modeling.attributes.heads import AGE_GROUP_NAMES
 from maskface.utils.progress import progress_bar
 

@@ -21,7 +21,7 @@ def add_model_arguments(group: argparse._ActionsContainer) -> None:
 
 def predictor_from_args(args: argparse.Namespace, **kwargs):
     """A :class:`FacePredictor` from :func:`add_model_arguments`' flags plus ``kwargs``
-    (``device``, ``score_thresh``, ``mask_thresh``, ``max_size``)."""
+    (``device``, ``score_thresh``, ``mask_thresh``, ``max_size``, ``pad``)."""
     from maskface.inference.predictor import FacePredictor
 
     return FacePredictor(

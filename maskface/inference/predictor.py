@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from maskface.inference.image_io import load_image, resize_max_side, to_rgb_array
+from maskface.inference.padding import check_pad, pad_image, unpad_face
 from maskface.inference.results import Face, ImageResult
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ class FacePredictor:
             ``MODEL.MAX_SIZE``.
         detector_opts / attribute_opts: ``["KEY", "VALUE", ...]`` config overrides.
         attributes: ``False`` skips the attribute net even when weights are available.
+        pad: grey border added on each side of every image before detection, as a fraction of
+            its width / height (0 = none, the default; ~0.25 for tight face chips that the face
+            fills to the edge, see :mod:`maskface.inference.padding`). Results are in the
+            original image's pixels; faces found only in the border are dropped.
 
     Attributes:
         cfg, attr_cfg: the merged (frozen) configs; ``attr_cfg`` is ``None`` without attributes.
@@ -102,8 +107,11 @@ class FacePredictor:
         detector_opts: Optional[Sequence[str]] = None,
         attribute_opts: Optional[Sequence[str]] = None,
         attributes: bool = True,
+        pad: float = 0.0,
     ):
         from maskface.engine.utils import resolve_device
+
+        self.pad = pad
 
         if model is None and detector_config is None and detector_weights is None:
             from maskface.model_zoo import DEFAULT_MODEL
@@ -160,6 +168,8 @@ class FacePredictor:
             "attribute_weights": None if attribute_weights is None else str(attribute_weights),
             "device": str(self.device),
         }
+        if self.pad:
+            self.model_info["pad"] = self.pad
         self.timings: Dict[str, float] = {}
 
     # construction --------------------------------------------------------------------------------
@@ -245,6 +255,14 @@ class FacePredictor:
             transform.min_size = (min(self._cfg_min_size, self._max_size),)
 
     @property
+    def pad(self) -> float:
+        return self._pad
+
+    @pad.setter
+    def pad(self, value: float) -> None:
+        self._pad = check_pad(value)
+
+    @property
     def has_attributes(self) -> bool:
         return self.attribute_net is not None
 
@@ -307,9 +325,13 @@ class FacePredictor:
                 torch.cuda.synchronize(self.device)
 
         # 1. preprocess
-        rgbs, tensors, scales = [], [], []
+        rgbs, tensors, scales, borders = [], [], [], []
         for i, x in enumerate(images):
             rgb = self._to_rgb(x, color, i)
+            if self.pad > 0:
+                h, w = rgb.shape[:2]
+                rgb, (px, py) = pad_image(rgb, self.pad)
+                borders.append((px, py, w, h))
             small, _ = resize_max_side(rgb, self.max_size)
             t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
             rgbs.append(rgb)
@@ -361,6 +383,8 @@ class FacePredictor:
                 f.set_attributes(attrs[k])
                 k += 1
                 faces.append(f)
+            if borders:  # back to the unpadded image's pixels
+                faces = [u for u in (unpad_face(f, *borders[len(results)]) for f in faces) if u is not None]
             results.append(faces)
         t5 = time.perf_counter()
         self.timings = {

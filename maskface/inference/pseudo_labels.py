@@ -12,24 +12,22 @@ detection's box, RLE mask and ``score``. Faces no detection matches are dropped 
 output's ``info["notes"]``): the pipeline would not describe them either. Crowd faces are kept.
 
 Tight crops (UTKFace's 200 px chips, where the face fills the frame) are not what the detector
-meets in photos: it was trained on faces with room around them, and on such chips it often boxes
-a fragment (the lower half of the face). ``pad`` adds a neutral grey border before detection, so
-the detector sees the face at a photo-like scale; boxes and masks are mapped back (and clipped)
-to the original image.
+meets in photos: on such chips it often boxes a fragment (the lower half of the face). ``pad``
+adds a grey border before detection (:mod:`maskface.inference.padding`); boxes and masks are
+mapped back (and clipped) to the original image.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from typing import List, Optional, Sequence
 
 import cv2
-import numpy as np
 
 from maskface.data.coco_faces import load_coco_faces
 from maskface.data.converters.common import CocoFacesBuilder
+from maskface.inference.padding import check_pad, pad_image, unpad_face
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -41,36 +39,6 @@ def _iou_xyxy(a: Sequence[float], b: Sequence[float]) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def pad_image(image: np.ndarray, pad: float):
-    """``image`` (H, W, 3) with a grey (128) border of ``round(pad * W)`` px left and right and
-    ``round(pad * H)`` px top and bottom; returns ``(padded, (px, py))``."""
-    h, w = image.shape[:2]
-    px, py = int(round(pad * w)), int(round(pad * h))
-    return cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_CONSTANT, value=(128, 128, 128)), (px, py)
-
-
-def check_pad(pad: float) -> float:
-    if not 0.0 <= pad <= 2.0:
-        raise ValueError(f"pad must be in [0, 2] (fraction of the image size), got {pad}")
-    return float(pad)
-
-
-def _unpad(face, px: int, py: int, width: int, height: int):
-    """A face detected on the padded image, in the original image's coordinates (box clipped,
-    mask cropped); ``None`` when nothing of it lies inside the original image."""
-    x1, y1, x2, y2 = face.box
-    box = [min(max(x1 - px, 0.0), width), min(max(y1 - py, 0.0), height),
-           min(max(x2 - px, 0.0), width), min(max(y2 - py, 0.0), height)]
-    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-        return None
-    mask = None if face.mask is None else np.ascontiguousarray(face.mask[py:py + height, px:px + width])
-    if mask is not None and not mask.any():
-        return None
-    out = copy.copy(face)
-    out.box, out.mask, out._rle = box, mask, None
-    return out
 
 
 def match_detection(gt_xywh: Sequence[float], boxes: List[Sequence[float]], scores: List[float],
@@ -130,7 +98,7 @@ def pseudo_label_faces(json_file: str, predictor, image_root: Optional[str] = No
         for k, (rec, faces) in enumerate(zip(batch, predictor(images, color="bgr") if images else [])):
             image_id = builder.add_image(rec["file_name"], rec["width"], rec["height"], identity=rec.get("identity"))
             if offsets:
-                faces = [f for f in (_unpad(f, *offsets[k]) for f in faces) if f is not None]
+                faces = [f for f in (unpad_face(f, *offsets[k]) for f in faces) if f is not None]
             boxes, scores, taken = [f.box for f in faces], [f.score for f in faces], set()
             for ann in rec["annotations"]:
                 if ann["iscrowd"]:

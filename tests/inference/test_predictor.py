@@ -149,3 +149,36 @@ def test_thresholds_settable_between_calls(tiny_files):
     assert p.detector.transform.min_size == (128,)
     with pytest.raises(ValueError, match="max_size"):
         p.max_size = 8
+
+
+def test_pad_detects_on_a_bordered_image_and_maps_back(tiny_files):
+    p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", pad=0.25, max_size=400)
+    p.detector = _FakeDetector()
+    img = np.full((100, 200, 3), 200, np.uint8)
+    (f,) = p(img)
+    assert p.detector.seen == [(150, 300)]  # 25 px top / bottom, 50 px left / right
+    # the fake face [75, 37.5, 150, 112.5] of the padded image, in original pixels
+    assert f.box == pytest.approx([25, 12.5, 100, 87.5])
+    assert f.mask.shape == (100, 200)
+    ys, xs = np.nonzero(f.mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (12, 86, 25, 99)
+    assert f.age is not None and f.to_dict()["mask"]["size"] == [100, 200]
+    assert p.model_info["pad"] == 0.25
+    p.pad = 0.0  # settable; 0 = the image as it is
+    assert p(img)[0].box == pytest.approx([50, 25, 100, 75]) and p.detector.seen[-1] == (100, 200)
+    with pytest.raises(ValueError, match="pad must be in"):
+        p.pad = 3.0
+
+
+def test_unpad_face_clips_and_drops_border_faces():
+    from maskface.inference.padding import pad_image, unpad_face
+
+    padded, (px, py) = pad_image(np.zeros((10, 20, 3), np.uint8), 0.5)
+    assert padded.shape == (20, 40, 3) and (px, py) == (10, 5) and padded[0, 0].tolist() == [128, 128, 128]
+    mask = np.zeros((20, 40), bool)
+    mask[2:12, 5:15] = True
+    f = unpad_face(Face(box=[5.0, 2.0, 15.0, 12.0], score=0.9, mask=mask), px, py, 20, 10)
+    assert f.box == [0.0, 0.0, 5.0, 7.0] and f.mask.shape == (10, 20) and f.mask.sum() == 7 * 5
+    in_border = np.zeros((20, 40), bool)
+    in_border[0:4, 0:8] = True
+    assert unpad_face(Face(box=[0.0, 0.0, 8.0, 4.0], score=0.9, mask=in_border), px, py, 20, 10) is None

@@ -200,3 +200,22 @@ def test_model_errors(tiny, tmp_path, monkeypatch, capsys):
     assert "file corrupted or replaced; expected sha256 " + "0" * 64 + " got " in err
     assert infer.main(["--input", str(tmp_path / "missing*.jpg"), "--output", str(out)]) == 2
     assert infer.main(["--output", str(out)]) == 2
+
+
+def test_pad_keeps_results_in_original_pixels(tiny, tmp_path, capsys):
+    src = tmp_path / "chip.jpg"
+    _img(src, 5, h=60, w=50)
+    out = tmp_path / "out"
+    assert infer.main(["--input", str(src), "--output", str(out), "--pad", "0.5", "--max-size", "400",
+                       "--score-thresh", "0"] + model_args(tiny)) == 0
+    res = _results(out)
+    assert res["model"]["pad"] == 0.5
+    img = res["images"][0]
+    assert (img["width"], img["height"]) == (50, 60) and img["faces"]  # random weights: some faces
+    for f in img["faces"]:
+        assert f["mask"]["size"] == [60, 50]
+        x1, y1, x2, y2 = f["box"]
+        assert 0 <= x1 < x2 <= 50 and 0 <= y1 < y2 <= 60
+    assert cv2.imread(str(out / "vis" / "chip.jpg")).shape == (60, 50, 3)
+    assert infer.main(["--input", str(src), "--output", str(out), "--pad", "-1"]) == 2
+    assert "--pad must be in [0, 2]" in capsys.readouterr().err
