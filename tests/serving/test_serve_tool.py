@@ -1,19 +1,13 @@
 """``tools/serve.py`` through its ``main()`` (the server itself runs in test_serving_browser.py)."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from tool_loader import load_tool
 
 
 @pytest.fixture(scope="module")
 def serve_main():
-    spec = importlib.util.spec_from_file_location("serve_tool", REPO / "tools" / "serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool("serve").main
 
 
 def test_help_lists_flags_and_examples(serve_main, capsys):

@@ -1,24 +1,13 @@
 """tools/benchmark.py pipeline / attributes / video through main(), on the tiny random-weight
 models of maskface.inference.testing (the detector subcommand is tested in test_evaluate.py)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from tool_loader import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("benchmark_tool", ROOT / "tools" / "benchmark.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-benchmark = _load_tool()
+benchmark = load_tool("benchmark")
 STAGES = ("preprocess", "detector", "attributes", "postprocess")
 
 

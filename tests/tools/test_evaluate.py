@@ -1,6 +1,5 @@
 """tools/evaluate.py detection and tools/benchmark.py detector through their main()."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,17 +10,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "modeling"))
 from detector_testing import make_dataset, tiny_cfg, write_tiny_config  # noqa: E402
+from tool_loader import load_tool  # noqa: E402
 
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-evaluate = _load_tool("evaluate")
-benchmark = _load_tool("benchmark")
+evaluate = load_tool("evaluate")
+benchmark = load_tool("benchmark")
 
 
 @pytest.fixture(scope="module")

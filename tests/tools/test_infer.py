@@ -1,7 +1,6 @@
 """tools/infer.py through its main(): folders with a broken file, videos (frame count, size,
 fps, tracking ids), --skip-existing resume, --max-size mapping, EXIF, COCO output, model errors."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,21 +8,13 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from tool_loader import load_tool
 
 from maskface.inference.results import Face, rle_to_mask
 
-ROOT = Path(__file__).resolve().parents[2]
 W, H, FPS, N = 128, 96, 12.0, 10
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("infer_tool", ROOT / "tools" / "infer.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-infer = _load_tool()
+infer = load_tool("infer")
 
 
 @pytest.fixture(scope="module")

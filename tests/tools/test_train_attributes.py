@@ -1,4 +1,3 @@
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -12,10 +11,9 @@ from maskface.engine.utils import read_metrics
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "modeling" / "attributes"))
 from synthetic_faces import write_splits  # noqa: E402
+from tool_loader import load_tool  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("train_attributes", ROOT / "tools" / "train_attributes.py")
-train_attributes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_attributes)
+train_attributes = load_tool("train_attributes")
 
 CONFIG = str(ROOT / "configs" / "attributes" / "attr_depthwise.yaml")
 TINY = ["MODEL.WIDTH", "4", "MODEL.CROP_SIZE", "16", "INPUT.CACHE_PAD", "2", "SOLVER.IMS_PER_BATCH", "16",

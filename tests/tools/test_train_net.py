@@ -1,7 +1,6 @@
 """tools/train_net.py through its main(): outputs of a short run, exact resume, datasets mixing,
 config errors."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,18 +10,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "modeling"))
 from detector_testing import make_dataset, write_tiny_config  # noqa: E402
+from tool_loader import load_tool  # noqa: E402
 
 from maskface.engine.utils import read_metrics  # noqa: E402
 
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-train_net = _load_tool("train_net")
+train_net = load_tool("train_net")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
 from pycocotools.coco import COCO
+from tool_loader import load_tool
 
 from maskface.data.coco_faces import load_coco_faces
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
 def convert():
     """``convert(*argv) -> exit code``: ``tools/convert_annotations.py``'s ``main``."""
-    spec = importlib.util.spec_from_file_location("convert_annotations", REPO / "tools" / "convert_annotations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool("convert_annotations")
     return lambda *argv: module.main([str(a) for a in argv])
 
 

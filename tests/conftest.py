@@ -1,0 +1,6 @@
+"""Makes the shared test helpers in this folder (``tool_loader``) importable from every test."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
