@@ -52,7 +52,8 @@ from maskface.utils.progress import progress_bar
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = "maskface-crop-cache"
-CACHE_VERSION = 2
+# 3: the mask no longer reaches past the image edge (older caches show black there, not fill grey).
+CACHE_VERSION = 3
 # Crop parameters a cache must share with the model/config that reads it.
 _CROP_KEYS = ("size", "pad", "margin", "dilate", "feather", "fill", "ellipse_union")
 #: Values of crop keys added after caches were first written (older caches lack them).
@@ -239,7 +240,7 @@ def build_crop_cache(
     names = list(sources) if sources is not None else list(dict.fromkeys(r["source"] for r in records))
     unknown = sorted({r["source"] for r in records} - set(names))
     if unknown:
-        raise ValueError(f"records come from sources {unknown} not in sources={names}")
+        raise ValueError(f"records come from sources {unknown} not in sources={list(dict.fromkeys(names))}")
     headers: Dict[bytes, int] = {}  # JPEG header (everything before the scan) -> index
     jpeg: List[bytes] = []
     header_index, labels, source, image_ids, ann_ids = [], [], [], [], []

@@ -105,6 +105,12 @@ def test_cache_checks(colour_json, tmp_path):
         load_crop_cache(tmp_path / "bad.pt")
     with pytest.raises(FileNotFoundError):
         load_crop_cache(tmp_path / "missing.pt")
+    # a cache from an older version of the crop code is refused, with what to do about it
+    data = torch.load(path, weights_only=True)
+    data["version"] = 2
+    torch.save(data, tmp_path / "old.pt")
+    with pytest.raises(CropCacheError, match="version 2, expected 3; rebuild it"):
+        load_crop_cache(tmp_path / "old.pt")
 
 
 def test_load_or_build_reuses_existing_cache(colour_json, tmp_path):

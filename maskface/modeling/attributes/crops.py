@@ -243,11 +243,13 @@ def extract_face_crops(
         if ellipse_union:
             given = torch.maximum(given, alpha)
         alpha = torch.where(has.view(-1, 1, 1, 1), given, alpha)
-    alpha = alpha * _inside_image(windows, height, width, size)
     if dilate > 0:
         alpha = F.max_pool2d(alpha, kernel_size=2 * dilate + 1, stride=1, padding=dilate)
     if feather > 0:
         alpha = _gaussian_blur(alpha, feather)
+    # Last, so that dilation and feathering cannot reach past the image edge: outside the image
+    # roi_align reads zeros, which would show as black instead of the fill grey.
+    alpha = alpha * _inside_image(windows, height, width, size)
 
     fill_t = torch.as_tensor(fill, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     out = alpha * crops + (1.0 - alpha) * fill_t

@@ -139,3 +139,16 @@ def test_ellipse_union_completes_a_partial_mask():
     assert bool((is_face(union) >= is_face(only_mask)).all() and (is_face(union) >= is_face(ellipse)).all())
     # faces without a mask are unchanged by the flag
     assert torch.equal(extract_face_crops(img, box, None, ellipse_union=True, **kw)[0], ellipse)
+
+
+def test_dilation_does_not_reach_past_the_image_edge():
+    # A face at the top edge with a large dilation: the window's rows above the image must be the
+    # fill grey, not the zeros roi_align reads there (which would be black).
+    img = np.full((100, 100, 3), 200, np.uint8)
+    full = np.ones((1, 100, 100), bool)
+    crop = extract_face_crops(img, [[30, 0, 70, 40]], full, size=S, margin=0.25, dilate=6, feather=1.0,
+                              normalize=False)[0]
+    # window y from -10 to 50 (60 px -> S rows): the first ~S/6 rows lie above the image.
+    outside = crop[:, : S // 6 - 1]
+    assert torch.allclose(outside, torch.tensor(DEFAULT_FILL).view(3, 1, 1).expand_as(outside), atol=1e-3)
+    assert float(crop[:, S // 2, S // 2].min()) > 190  # the face itself is untouched
