@@ -21,6 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.padding import check_pad  # noqa: E402
 
 SCHEMA_HELP = """\
 outputs (in --output):
@@ -102,8 +103,10 @@ def main(argv=None) -> int:
         return fail("--output DIR is required")
     if args.batch_size < 1 or args.every_n_frames < 1:
         return fail("--batch-size and --every-n-frames must be >= 1")
-    if not 0.0 <= args.pad <= 2.0:
-        return fail(f"--pad must be in [0, 2] (fraction of the image size), got {args.pad}")
+    try:
+        check_pad(args.pad)
+    except ValueError as e:
+        return fail(f"--{e}")
     if args.color is not None:
         print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
               file=sys.stderr)

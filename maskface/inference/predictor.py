@@ -158,7 +158,7 @@ class FacePredictor:
         else:
             logger.info("No attribute net: faces will have age/gender/emotion = None")
 
-        self.model_info: Dict[str, Any] = {
+        self._loaded: Dict[str, Any] = {
             "name": model,
             "detector_config": None if detector_config is None or not isinstance(detector_config, (str, Path))
             else str(detector_config),
@@ -168,8 +168,6 @@ class FacePredictor:
             "attribute_weights": None if attribute_weights is None else str(attribute_weights),
             "device": str(self.device),
         }
-        if self.pad:
-            self.model_info["pad"] = self.pad
         self.timings: Dict[str, float] = {}
 
     # construction --------------------------------------------------------------------------------
@@ -256,11 +254,21 @@ class FacePredictor:
 
     @property
     def pad(self) -> float:
+        """Grey border added around every image before detection, fraction of its size (0 = none)."""
         return self._pad
 
     @pad.setter
     def pad(self, value: float) -> None:
         self._pad = check_pad(value)
+
+    @property
+    def model_info(self) -> Dict[str, Any]:
+        """What was loaded (name, configs, weights, device) plus ``pad`` when a border is added:
+        a fresh dict, so it always reflects the current ``pad``."""
+        info = dict(self._loaded)
+        if self.pad:
+            info["pad"] = self.pad
+        return info
 
     @property
     def has_attributes(self) -> bool:

@@ -166,6 +166,7 @@ def test_pad_detects_on_a_bordered_image_and_maps_back(tiny_files):
     assert p.model_info["pad"] == 0.25
     p.pad = 0.0  # settable; 0 = the image as it is
     assert p(img)[0].box == pytest.approx([50, 25, 100, 75]) and p.detector.seen[-1] == (100, 200)
+    assert "pad" not in p.model_info  # results.json records the border actually used
     with pytest.raises(ValueError, match="pad must be in"):
         p.pad = 3.0
 
