@@ -108,6 +108,8 @@ def get_attr_cfg() -> CfgNode:
                 "JITTER_SHIFT": 0.04,  # crop centre shifted by up to this fraction of CROP_SIZE
                 "COLOR_JITTER": 0.3,  # contrast/saturation strength around the fill grey, 0 = off
                 "GRAYSCALE_PROB": 0.2,  # colour crops turned grey (FER2013 is grey)
+                "ROTATE": 0.0,  # degrees: in-plane rotation drawn in [-ROTATE, ROTATE], 0 = off
+                "ERASE_PROB": 0.0,  # probability of greying out one random rectangle (occlusion), 0 = off
             },
             "LOSS": {
                 "AGE_WEIGHT": 1.0,

@@ -24,8 +24,9 @@ Crop cache (:func:`build_crop_cache`, :func:`load_crop_cache`)
 Augmentation (:func:`augment_crops`)
     On a batch of cached crops, on their device: random horizontal flip, scale and shift jitter of
     the crop window (one ``grid_sample``; outside the stored crop is fill grey, as outside the image
-    at inference), contrast and saturation jitter around the fill grey (so the masked background
-    stays exactly the fill value, as at inference) and random greyscale.
+    at inference), optional in-plane rotation, contrast and saturation jitter around the fill grey
+    (so the masked background stays exactly the fill value, as at inference), random greyscale and
+    optional random erasing (a rectangle set to the fill grey: a simulated occlusion).
 """
 
 from __future__ import annotations
@@ -424,6 +425,8 @@ def augment_crops(
     color_jitter: float = 0.3,
     grayscale_prob: float = 0.2,
     fill: Sequence[float] = DEFAULT_FILL,
+    rotate: float = 0.0,
+    erase_prob: float = 0.0,
 ) -> torch.Tensor:
     """Random augmentation of a batch of stored crops, all on ``images.device``.
 
@@ -437,6 +440,12 @@ def augment_crops(
         color_jitter: contrast (around the fill grey) and saturation factors in ``[1 - c, 1 + c]``.
         grayscale_prob: probability of turning a crop grey.
         fill: background value outside the stored crop.
+        rotate: in-plane rotation by a uniform angle in ``[-rotate, rotate]`` degrees.
+        erase_prob: probability of setting one random rectangle of the crop to ``fill``
+            (2-25 % of its area, aspect ratio 0.3-3.3; random erasing, Zhong et al. 2020).
+
+    The random numbers for ``rotate`` and ``erase_prob`` are drawn only when they are non-zero, so
+    a generator gives the same batches as before those options existed.
 
     Returns:
         float32 ``(B, 3, S, S)`` pixel values in [0, 255] (normalise with ``normalize_crops``).
@@ -452,8 +461,15 @@ def augment_crops(
     flip = torch.where(torch.rand(b, generator=generator, device=dev) < hflip_prob, -1.0, 1.0)
     a = scale * size / side
     theta = torch.zeros(b, 2, 3, device=dev)
-    theta[:, 0, 0] = a * flip
-    theta[:, 1, 1] = a
+    if rotate > 0:
+        angle = uniform(b) * math.radians(rotate)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # a * R(angle) @ diag(flip, 1): output (x, y) -> input, in normalised coordinates
+        theta[:, 0, 0], theta[:, 0, 1] = a * cos * flip, -a * sin
+        theta[:, 1, 0], theta[:, 1, 1] = a * sin * flip, a * cos
+    else:
+        theta[:, 0, 0] = a * flip
+        theta[:, 1, 1] = a
     theta[:, :, 2] = shift * 2.0 / side
     grid = F.affine_grid(theta, [b, 3, size, size], align_corners=False)
     fill_t = torch.tensor(list(fill), dtype=torch.float32, device=dev).view(1, 3, 1, 1)
@@ -470,4 +486,23 @@ def augment_crops(
     if grayscale_prob > 0:
         to_grey = (torch.rand(b, generator=generator, device=dev) < grayscale_prob).view(-1, 1, 1, 1)
         x = torch.where(to_grey, _grey(x).expand_as(x), x)
+    if erase_prob > 0:
+        x = torch.where(_erase_masks(b, size, erase_prob, generator, dev), fill_t, x)
     return x.clamp_(0.0, 255.0)
+
+
+def _erase_masks(b: int, size: int, prob: float, generator: torch.Generator, dev: torch.device) -> torch.Tensor:
+    """``(B, 1, S, S)`` bool: one random rectangle per crop (2-25 % of the area, aspect 0.3-3.3),
+    all False for the crops not drawn (probability ``1 - prob``)."""
+    area = (0.02 + 0.23 * torch.rand(b, generator=generator, device=dev)) * size * size
+    log_ratio = math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(b, generator=generator, device=dev)
+    h = (area * log_ratio.exp()).sqrt().clamp(max=size)
+    w = (area / log_ratio.exp()).sqrt().clamp(max=size)
+    top = torch.rand(b, generator=generator, device=dev) * (size - h)
+    left = torch.rand(b, generator=generator, device=dev) * (size - w)
+    on = torch.rand(b, generator=generator, device=dev) < prob
+    rows = torch.arange(size, device=dev, dtype=torch.float32).view(1, -1, 1)
+    cols = torch.arange(size, device=dev, dtype=torch.float32).view(1, 1, -1)
+    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
+              & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
+    return (inside & on.view(-1, 1, 1)).unsqueeze(1)

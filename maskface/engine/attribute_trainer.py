@@ -142,8 +142,10 @@ class AttributeTrainer:
                    leave=False, disable=None)
         for it in bar:
             idx = order[it * self.batch : (it + 1) * self.batch]
-            x = augment_crops(data.images[idx], cfg.MODEL.CROP_SIZE, aug_gen, inp.HFLIP_PROB, inp.JITTER_SCALE,
-                              inp.JITTER_SHIFT, inp.COLOR_JITTER, inp.GRAYSCALE_PROB)
+            x = augment_crops(data.images[idx], cfg.MODEL.CROP_SIZE, aug_gen, hflip_prob=inp.HFLIP_PROB,
+                              jitter_scale=inp.JITTER_SCALE, jitter_shift=inp.JITTER_SHIFT,
+                              color_jitter=inp.COLOR_JITTER, grayscale_prob=inp.GRAYSCALE_PROB,
+                              rotate=inp.ROTATE, erase_prob=inp.ERASE_PROB)
             x = normalize_crops(x)
             if self.cuda:
                 x = x.contiguous(memory_format=torch.channels_last)

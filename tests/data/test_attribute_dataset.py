@@ -147,6 +147,42 @@ def test_augment_crops_geometry_colour_and_determinism():
     assert torch.equal(a, b) and a.shape == (6, 3, S, S) and a.min() >= 0 and a.max() <= 255
 
 
+def test_augment_crops_rotation_turns_about_the_centre():
+    side = S + 2 * PAD
+    yy, xx = torch.meshgrid(torch.arange(side) - (side - 1) / 2, torch.arange(side) - (side - 1) / 2, indexing="ij")
+    fill = int(DEFAULT_FILL[0])  # the background, as outside the stored crop: corners turned in show it too
+    disk = torch.where((yy**2 + xx**2).sqrt() < S / 3, 230, fill).to(torch.uint8).expand(2, 3, side, side).contiguous()
+    bar = torch.where(yy.abs() < 3, 230, fill).to(torch.uint8).expand(2, 3, side, side).contiguous()
+    still = dict(hflip_prob=0.0, jitter_scale=0, jitter_shift=0, color_jitter=0, grayscale_prob=0)
+    g = torch.Generator().manual_seed(1)
+    # A disk about the centre looks the same at any angle; a horizontal bar does not.
+    turned_disk = augment_crops(disk, S, g, rotate=45, **still)
+    plain_disk = augment_crops(disk, S, g, **still)
+    radius = (yy**2 + xx**2).sqrt()[PAD:-PAD, PAD:-PAD]
+    changed = ((turned_disk - plain_disk).abs() > 5).any(dim=1)  # (B, S, S)
+    assert ((radius - S / 3).abs()[changed.nonzero()[:, 1:].unbind(1)] < 1.5).all()  # only the rim (interpolation)
+    turned_bar = augment_crops(bar, S, torch.Generator().manual_seed(1), rotate=45, **still)
+    plain_bar = augment_crops(bar, S, g, **still)
+    assert ((turned_bar - plain_bar).abs() > 5).float().mean() > 0.03
+    c = S // 2
+    assert torch.allclose(turned_bar[:, :, c, c], plain_bar[:, :, c, c], atol=1.0)  # the centre stays put
+
+
+def test_augment_crops_random_erasing_greys_one_rectangle():
+    stored = torch.zeros(16, 3, S + 2 * PAD, S + 2 * PAD, dtype=torch.uint8)
+    still = dict(hflip_prob=0.0, jitter_scale=0, jitter_shift=0, color_jitter=0, grayscale_prob=0)
+    out = augment_crops(stored, S, torch.Generator().manual_seed(3), erase_prob=1.0, **still)
+    erased = (out == DEFAULT_FILL[0]).all(dim=1)  # (B, S, S): the fill grey in every channel
+    for m in erased:
+        rows, cols = m.any(dim=1).nonzero().flatten(), m.any(dim=0).nonzero().flatten()
+        assert len(rows) and len(cols), "every crop gets a rectangle at erase_prob=1"
+        box = m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert bool(box.all()) and int(box.sum()) == int(m.sum())  # one solid rectangle
+        assert 0.005 * S * S <= int(m.sum()) <= 0.3 * S * S
+    untouched = augment_crops(stored, S, torch.Generator().manual_seed(3), erase_prob=0.0, **still)
+    assert float(untouched.max()) == 0.0
+
+
 def test_balanced_sampler_mixes_sources_at_the_given_ratio():
     source = torch.tensor([0] * 90 + [1] * 10)
     draws = torch.tensor(list(balanced_sampler(source, [1.0, 1.0], 4000, torch.Generator().manual_seed(0))))
