@@ -138,6 +138,7 @@ def test_cli_subcommand(tiny, tmp_path):
     root, _, net = tiny
     cfg = get_attr_cfg()
     cfg.MODEL.WIDTH, cfg.MODEL.CROP_SIZE, cfg.MODEL.CROP_MARGIN = 4, 16, net.crop_kwargs["margin"]
+    cfg.TEST.FLIP = True
     model = AttributeNet.from_config(cfg)
     torch.save({"model": model.state_dict(), "cfg": cfg.dump()}, tmp_path / "model_best.pth")
     parser = argparse.ArgumentParser()
@@ -146,7 +147,14 @@ def test_cli_subcommand(tiny, tmp_path):
                               "--cache", str(root / "cache.pt"), "--device", "cpu"])
     assert args.func(args) == 0
     report = json.loads((tmp_path / "eval_model_best" / "attribute_metrics.json").read_text())
-    assert report["n"] == 14 and math.isfinite(report["score"])
+    assert report["n"] == 14 and math.isfinite(report["score"]) and report["flip_test"] is True
+    # --no-flip: one read per face, recorded in the report, and other predictions than the mirrored average
+    args = parser.parse_args(["attributes", "--weights", str(tmp_path / "model_best.pth"), "--cache",
+                              str(root / "cache.pt"), "--device", "cpu", "--no-flip", "--output", str(tmp_path / "nf")])
+    assert args.func(args) == 0
+    single = json.loads((tmp_path / "nf" / "attribute_metrics.json").read_text())
+    assert single["flip_test"] is False and single["n"] == 14
+    assert single["age"]["mae"] != pytest.approx(report["age"]["mae"], abs=1e-6)
 
 
 def test_benchmark_rows():
