@@ -461,15 +461,11 @@ def augment_crops(
     flip = torch.where(torch.rand(b, generator=generator, device=dev) < hflip_prob, -1.0, 1.0)
     a = scale * size / side
     theta = torch.zeros(b, 2, 3, device=dev)
-    if rotate > 0:
-        angle = uniform(b) * math.radians(rotate)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        # a * R(angle) @ diag(flip, 1): output (x, y) -> input, in normalised coordinates
-        theta[:, 0, 0], theta[:, 0, 1] = a * cos * flip, -a * sin
-        theta[:, 1, 0], theta[:, 1, 1] = a * sin * flip, a * cos
-    else:
-        theta[:, 0, 0] = a * flip
-        theta[:, 1, 1] = a
+    angle = uniform(b) * math.radians(rotate) if rotate > 0 else torch.zeros(b, device=dev)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # a * R(angle) @ diag(flip, 1): output (x, y) -> input, in normalised coordinates
+    theta[:, 0, 0], theta[:, 0, 1] = a * cos * flip, -a * sin
+    theta[:, 1, 0], theta[:, 1, 1] = a * sin * flip, a * cos
     theta[:, :, 2] = shift * 2.0 / side
     grid = F.affine_grid(theta, [b, 3, size, size], align_corners=False)
     fill_t = torch.tensor(list(fill), dtype=torch.float32, device=dev).view(1, 3, 1, 1)
@@ -495,9 +491,9 @@ def _erase_masks(b: int, size: int, prob: float, generator: torch.Generator, dev
     """``(B, 1, S, S)`` bool: one random rectangle per crop (2-25 % of the area, aspect 0.3-3.3),
     all False for the crops not drawn (probability ``1 - prob``)."""
     area = (0.02 + 0.23 * torch.rand(b, generator=generator, device=dev)) * size * size
-    log_ratio = math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(b, generator=generator, device=dev)
-    h = (area * log_ratio.exp()).sqrt().clamp(max=size)
-    w = (area / log_ratio.exp()).sqrt().clamp(max=size)
+    ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(b, generator=generator, device=dev))
+    h = (area * ratio).sqrt().clamp(max=size)
+    w = (area / ratio).sqrt().clamp(max=size)
     top = torch.rand(b, generator=generator, device=dev) * (size - h)
     left = torch.rand(b, generator=generator, device=dev) * (size - w)
     on = torch.rand(b, generator=generator, device=dev) < prob
