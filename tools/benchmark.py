@@ -414,6 +414,7 @@ def run_attributes(args) -> int:
     from maskface.engine.benchmark import benchmark_attribute_stage, load_attribute_stage
     from maskface.engine.utils import resolve_device
     from maskface.evaluation.attribute_metrics import benchmark_attribute_net
+    from maskface.modeling.attributes.ensemble import member_configs
     from maskface.modeling.attributes.trunks import TRUNKS
 
     prog = "attributes"
@@ -443,10 +444,16 @@ def run_attributes(args) -> int:
     trunk_rows = [] if args.no_trunks else benchmark_attribute_net(
         cfg, trunks=args.trunks, batch_sizes=sorted(args.batch_sizes), device=device, warmup=args.warmup, iters=args.iters)
     m = cfg.MODEL
+    members = member_configs(cfg)  # [] for a single net
+    arch = f"trunk {m.TRUNK}, width {m.WIDTH}"
+    if members:
+        arch = f"ensemble of {len(members)} nets (" + ", ".join(
+            f"{c.MODEL.TRUNK} width {c.MODEL.WIDTH} at {c.MODEL.CROP_SIZE} px" for c in members) + ")"
     info = {
         "attribute_net": what,
-        "trunk": m.TRUNK,
+        "trunk": "ensemble" if members else m.TRUNK,
         "width": m.WIDTH,
+        "members": [{"trunk": c.MODEL.TRUNK, "width": c.MODEL.WIDTH, "crop_size": c.MODEL.CROP_SIZE} for c in members],
         "params": params,
         "crop": dict(net.crop_kwargs),
         "flip_test": bool(getattr(net, "flip_test", False)),  # each face also read mirrored: 2x net work
@@ -455,7 +462,7 @@ def run_attributes(args) -> int:
         "device": str(device),
         **_env_info(str(device)),
     }
-    print(f"{what}: trunk {m.TRUNK}, width {m.WIDTH}, {params / 1e6:.2f} M params, "
+    print(f"{what}: {arch}, {params / 1e6:.2f} M params, "
           f"{net.crop_kwargs['size']} px crops{', flip test' if info['flip_test'] else ''}, on {device}")
     print(f"faces on: {image_desc}; {_env_line(info)}; crop/fwd/decode: ms per face")
     cols = [("batch", "batch", "{}"), ("ms/face", "ms_per_face", "{:.2f}"), ("median", "ms_per_face_median", "{:.2f}"),

@@ -14,6 +14,8 @@ from typing import Any, Iterable, List
 import yaml
 
 BASE_KEY = "_BASE_"
+# Keys whose values are lists of file paths: like _BASE_, relative to the YAML file that names them.
+PATH_LIST_KEYS = (("MODEL", "ENSEMBLE"),)
 
 
 class CfgNode(dict):
@@ -162,6 +164,7 @@ def load_yaml_with_base(path: str | Path, _seen: tuple = ()) -> dict:
             raise ValueError(f"{path}: invalid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    _resolve_path_lists(data, path)
     bases = data.pop(BASE_KEY, None)
     if bases is None:
         return data
@@ -170,6 +173,17 @@ def load_yaml_with_base(path: str | Path, _seen: tuple = ()) -> dict:
         _deep_update(merged, load_yaml_with_base(path.parent / base, _seen + (path,)))
     _deep_update(merged, data)
     return merged
+
+
+def _resolve_path_lists(data: dict, path: Path) -> None:
+    for section, key in PATH_LIST_KEYS:
+        node = data.get(section)
+        if not isinstance(node, dict) or key not in node:
+            continue
+        value = node[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{path}: {section}.{key} must be a list of file paths, got {value!r}")
+        node[key] = [str((path.parent / v).resolve()) for v in value]
 
 
 def _deep_update(dst: dict, src: dict) -> None:

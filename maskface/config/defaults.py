@@ -93,6 +93,9 @@ def get_attr_cfg() -> CfgNode:
                 "MASK_FEATHER": 1.0,  # px at crop scale: Gaussian sigma of the soft mask edge, 0 = hard
                 "MASK_ELLIPSE_UNION": False,  # mask completed by the box's inscribed ellipse (crops.py)
                 "WEIGHTS": "",  # checkpoint to start from (fine-tuning); resume uses --resume instead
+                # Member configs (paths relative to the file naming them) of an ensemble that averages
+                # their nets' probabilities (modeling/attributes/ensemble.py); [] = one net. Inference only.
+                "ENSEMBLE": [],
             },
             "DATASETS": {
                 "TRAIN": [],  # registered names or COCO face JSON paths

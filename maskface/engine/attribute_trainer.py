@@ -27,7 +27,7 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import yaml
@@ -38,6 +38,7 @@ from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_
 from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics, save_attribute_report
 from maskface.modeling.attributes.crops import normalize_crops
+from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model, member_configs
 from maskface.modeling.attributes.net import AttributeNet
 from maskface.utils.io import atomic_write
 from maskface.utils.progress import progress_bar
@@ -91,6 +92,9 @@ class AttributeTrainer:
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         self.out_dir = cfg.OUTPUT_DIR
         self.cuda = self.device.type == "cuda"
+        if list(cfg.MODEL.ENSEMBLE):
+            raise ValueError("MODEL.ENSEMBLE is set: an ensemble is not trained as one net; train each member "
+                             "with its own config, then combine them with tools/make_ensemble.py")
         seed_all(cfg.SEED)
         self.model = AttributeNet.from_config(cfg).to(self.device)
         if self.cuda:
@@ -233,10 +237,12 @@ class AttributeTrainer:
 
 
 def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
-                       cfg: Optional[CfgNode] = None) -> Tuple[AttributeNet, CfgNode]:
-    """Rebuild an attribute net from a checkpoint written by :class:`AttributeTrainer`.
+                       cfg: Optional[CfgNode] = None) -> Tuple[torch.nn.Module, CfgNode]:
+    """Rebuild an attribute net (or ensemble) from a checkpoint written by :class:`AttributeTrainer`
+    or ``tools/make_ensemble.py``.
 
-    The architecture comes from the config stored in the checkpoint (or ``cfg`` when given).
+    The architecture comes from the config stored in the checkpoint (or ``cfg`` when given: needed
+    for weights stored without one, such as the model zoo's).
     Returns ``(model in eval mode on device, frozen config)``.
     """
     data = load_checkpoint_file(path)
@@ -246,6 +252,46 @@ def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
         cfg = get_attr_cfg()
         cfg.merge_from_dict(yaml.safe_load(data["cfg"]), source=f"{path} (stored config)")
         cfg.freeze()
-    model = AttributeNet.from_config(cfg)
+    model = build_attribute_model(cfg)
     load_model_weights(model, data.get("model", data), source=path)
     return model.to(device).eval(), cfg
+
+
+# settings that make a net's weights mean what its config says: trained at another crop size or
+# window, the same weights would load without complaint and read faces wrongly
+_CROP_KEYS = ("TRUNK", "WIDTH", "AGE_HEAD", "CROP_SIZE", "CROP_MARGIN", "MASK_DILATE", "MASK_FEATHER",
+              "MASK_ELLIPSE_UNION")
+
+
+def combine_ensemble_weights(cfg: CfgNode, member_weights: Sequence[str], output: str) -> AttributeEnsemble:
+    """Write one weights file for the ensemble config ``cfg`` (``MODEL.ENSEMBLE`` lists N member
+    configs) from N trained member checkpoints, in the same order.
+
+    Each checkpoint must load strictly into its member, and when it stores its training config
+    (:class:`AttributeTrainer` checkpoints do), that config must agree with the member's on the
+    architecture and crop settings (``_CROP_KEYS``). The output holds ``{"model": state_dict,
+    "cfg": cfg as YAML}`` (written atomically), so :func:`load_attribute_net` and
+    ``evaluate.py attributes`` read it alone. Returns the ensemble (eval mode, CPU).
+    """
+    cfgs = member_configs(cfg)
+    if not cfgs:
+        raise ValueError("the config has no MODEL.ENSEMBLE members; it describes a single net")
+    if len(member_weights) != len(cfgs):
+        raise ValueError(f"the config lists {len(cfgs)} ensemble members ({', '.join(cfg.MODEL.ENSEMBLE)}) "
+                         f"but {len(member_weights)} weights files were given")
+    model = build_attribute_model(cfg)
+    for i, (member, mcfg, path) in enumerate(zip(model.members, cfgs, member_weights)):
+        data = load_checkpoint_file(path)
+        if "cfg" in data:
+            trained = yaml.safe_load(data["cfg"]).get("MODEL", {})
+            diff = {k: (trained[k], mcfg.MODEL[k]) for k in _CROP_KEYS if k in trained and trained[k] != mcfg.MODEL[k]}
+            if diff:
+                raise ValueError(f"{path}: trained with " + ", ".join(f"MODEL.{k}={a!r}" for k, (a, _) in diff.items())
+                                 + f", but member {i}'s config {cfg.MODEL.ENSEMBLE[i]} has "
+                                 + ", ".join(f"MODEL.{k}={b!r}" for k, (_, b) in diff.items())
+                                 + ": give the weights in the order of MODEL.ENSEMBLE")
+        load_model_weights(member, data.get("model", data), source=path)
+    with atomic_write(output, "wb") as f:
+        torch.save({"model": model.state_dict(), "cfg": cfg.dump()}, f)
+    logger.info("Wrote ensemble of %d nets to %s", len(cfgs), output)
+    return model.eval()

@@ -326,7 +326,7 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
     from maskface.config import get_attr_cfg
     from maskface.engine.attribute_trainer import load_attribute_net
     from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
-    from maskface.modeling.attributes import AttributeNet
+    from maskface.modeling.attributes import build_attribute_model
 
     device = torch.device(device)
     if config is None and weights is None:
@@ -350,7 +350,7 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
     if opts:
         cfg.merge_from_list(list(opts))
     cfg.freeze()
-    net = AttributeNet.from_config(cfg)
+    net = build_attribute_model(cfg)
     if weights is not None:
         data = load_checkpoint_file(str(weights))
         load_model_weights(net, data.get("model", data), source=str(weights))

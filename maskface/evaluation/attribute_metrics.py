@@ -374,10 +374,17 @@ def add_attributes_subcommand(subparsers) -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  evaluate.py attributes --weights output/attributes/model_best.pth --cache attr_cache/val.pt\n"
         "  evaluate.py attributes --weights model_best.pth --dataset data/utkface_val.json --output eval/\n"
-        "  evaluate.py attributes --weights model_best.pth --cache attr_cache/val.pt --no-flip --output eval_noflip/",
+        "  evaluate.py attributes --weights model_best.pth --cache attr_cache/val.pt --no-flip --output eval_noflip/\n"
+        "  # weights stored without a config (the model zoo's): name the config\n"
+        "  evaluate.py attributes --weights maskface/model_zoo/weights/maskface_lite_attributes.pth \\\n"
+        "      --config configs/attributes/maskface_lite_ensemble.yaml --cache attr_cache/val.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", required=True, help="attribute net checkpoint (model_best.pth, model_final.pth)")
+    p.add_argument("--weights", required=True,
+                   help="attribute net checkpoint (model_best.pth, model_final.pth) or ensemble (tools/make_ensemble.py)")
+    p.add_argument("--config", default=None,
+                   help="attribute config of --weights (default: the config stored in the checkpoint; needed for "
+                   "weights saved without one, e.g. maskface/model_zoo/weights/*.pth)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--cache", help="crop cache file (built by tools/train_attributes.py)")
     src.add_argument("--dataset", nargs="+", help="COCO face JSON file(s) or registered dataset names")
@@ -400,7 +407,12 @@ def run_attributes(args: argparse.Namespace) -> int:
     from maskface.engine.utils import resolve_device
 
     device = resolve_device(args.device)
-    model, _ = load_attribute_net(args.weights, device)
+    cfg = None
+    if args.config:
+        from maskface.config import get_attr_cfg, setup_cfg
+
+        cfg = setup_cfg(get_attr_cfg(), args.config)
+    model, _ = load_attribute_net(args.weights, device, cfg=cfg)
     if args.no_flip:
         model.flip_test = False
     logger.info("Mirrored read (TEST.FLIP): %s", "on" if model.flip_test else "off")

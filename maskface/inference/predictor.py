@@ -218,9 +218,9 @@ class FacePredictor:
 
     def _load_attribute_net(self, cfg, weights: str) -> torch.nn.Module:
         from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
-        from maskface.modeling.attributes import AttributeNet
+        from maskface.modeling.attributes import build_attribute_model
 
-        net = AttributeNet.from_config(cfg)
+        net = build_attribute_model(cfg)
         data = load_checkpoint_file(weights)
         load_model_weights(net, data.get("model", data), source=weights)
         return net.to(self.device).eval()

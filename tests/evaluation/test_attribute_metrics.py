@@ -155,6 +155,17 @@ def test_cli_subcommand(tiny, tmp_path):
     single = json.loads((tmp_path / "nf" / "attribute_metrics.json").read_text())
     assert single["flip_test"] is False and single["n"] == 14
     assert single["age"]["mae"] != pytest.approx(report["age"]["mae"], abs=1e-6)
+    # weights stored without a config (the model zoo's) need --config, and then give the same figures
+    torch.save({"model": model.state_dict()}, tmp_path / "bare.pth")
+    (tmp_path / "net.yaml").write_text(cfg.dump(), encoding="utf-8")
+    bare = ["attributes", "--weights", str(tmp_path / "bare.pth"), "--cache", str(root / "cache.pt"), "--device", "cpu"]
+    with pytest.raises(RuntimeError, match="holds no config"):
+        args = parser.parse_args(bare)
+        args.func(args)
+    args = parser.parse_args(bare + ["--config", str(tmp_path / "net.yaml"), "--output", str(tmp_path / "cf")])
+    assert args.func(args) == 0
+    with_config = json.loads((tmp_path / "cf" / "attribute_metrics.json").read_text())
+    assert with_config["age"]["mae"] == pytest.approx(report["age"]["mae"], abs=1e-9)
 
 
 def test_benchmark_rows():

@@ -113,22 +113,12 @@ class AttributeNet(nn.Module):
         if crops.dim() != 4 or crops.shape[1] != 3:
             raise ValueError(f"expected crops of shape (N, 3, S, S), got {tuple(crops.shape)}")
         if self.flip_test and not self.training:
-            return self._merge_flipped(self._forward(torch.cat([crops, crops.flip(-1)])), crops.shape[0])
+            out = self._forward(torch.cat([crops, crops.flip(-1)]))
+            n = crops.shape[0]
+            # every output has one row per crop, except DEX's bin centres (K,), shared by all rows
+            return average_outputs([{k: v if k == "age_values" and v.dim() == 1 else v[rows] for k, v in out.items()}
+                                    for rows in (slice(0, n), slice(n, None))])
         return self._forward(crops)
-
-    @staticmethod
-    def _merge_flipped(out: Dict[str, torch.Tensor], n: int) -> Dict[str, torch.Tensor]:
-        """Outputs of ``[crops, mirrored crops]`` (``2N`` rows) -> ``N`` rows: probabilities are
-        averaged, logits become their log, age statistics are recomputed from the mean distribution."""
-        merged = {}
-        for name in ("age_probs", "gender_probs", "emotion_probs"):
-            merged[name] = 0.5 * (out[name][:n] + out[name][n:])
-        for name in ("age", "gender", "emotion"):
-            merged[f"{name}_logits"] = merged[f"{name}_probs"].clamp_min(1e-12).log()
-        values = out["age_values"]
-        merged["age_values"] = values if values.dim() == 1 else 0.5 * (values[:n] + values[n:])
-        merged.update(age_summary(merged["age_values"], merged["age_probs"]))
-        return merged
 
     def _forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
         features = self.trunk(crops)
@@ -189,3 +179,20 @@ class AttributeNet(nn.Module):
                 }
             )
         return faces
+
+
+def average_outputs(outputs: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """Several readings of the same ``N`` faces (outputs of :meth:`AttributeNet.forward`: a face
+    and its mirror image, or several nets) -> one: probabilities are averaged, logits become their
+    log, age statistics are recomputed from the mean age distribution. All readings must share the
+    age head layout (same ``K``)."""
+    k = len(outputs)
+    merged = {}
+    for name in ("age_probs", "gender_probs", "emotion_probs"):
+        merged[name] = sum(o[name] for o in outputs) / k
+    for name in ("age", "gender", "emotion"):
+        merged[f"{name}_logits"] = merged[f"{name}_probs"].clamp_min(1e-12).log()
+    # DEX bin centres (K,) are the same for every reading; label-division values (N, K) are averaged
+    merged["age_values"] = sum(o["age_values"] for o in outputs) / k
+    merged.update(age_summary(merged["age_values"], merged["age_probs"]))
+    return merged
