@@ -21,9 +21,9 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 EXAMPLES = """examples:
-  # the shipped maskface-lite ensemble: two trained 96 px nets and one 64 px net, in the config's order
+  # the shipped maskface-lite ensemble: a 96 px and a 64 px net, in the config's order
   python tools/make_ensemble.py --config-file configs/attributes/maskface_lite_ensemble.yaml \\
-      --weights runs/ctx96/model_best.pth runs/ctx96_aug/model_best.pth runs/ctx_aug/model_best.pth \\
+      --weights runs/ctx96_aug/model_best.pth runs/ctx_aug/model_best.pth \\
       --output runs/ensemble.pth
 
   # then measure it on the validation crops
