@@ -259,7 +259,7 @@ def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
 
 # settings that make a net's weights mean what its config says: trained at another crop size or
 # window, the same weights would load without complaint and read faces wrongly
-_CROP_KEYS = ("TRUNK", "WIDTH", "AGE_HEAD", "CROP_SIZE", "CROP_MARGIN", "MASK_DILATE", "MASK_FEATHER",
+_MEMBER_KEYS = ("TRUNK", "WIDTH", "AGE_HEAD", "CROP_SIZE", "CROP_MARGIN", "MASK_DILATE", "MASK_FEATHER",
               "MASK_ELLIPSE_UNION")
 
 
@@ -269,7 +269,7 @@ def combine_ensemble_weights(cfg: CfgNode, member_weights: Sequence[str], output
 
     Each checkpoint must load strictly into its member, and when it stores its training config
     (:class:`AttributeTrainer` checkpoints do), that config must agree with the member's on the
-    architecture and crop settings (``_CROP_KEYS``). The output holds ``{"model": state_dict,
+    architecture and crop settings (``_MEMBER_KEYS``). The output holds ``{"model": state_dict,
     "cfg": cfg as YAML}`` (written atomically), so :func:`load_attribute_net` and
     ``evaluate.py attributes`` read it alone. Returns the ensemble (eval mode, CPU).
     """
@@ -279,12 +279,12 @@ def combine_ensemble_weights(cfg: CfgNode, member_weights: Sequence[str], output
     if len(member_weights) != len(cfgs):
         raise ValueError(f"the config lists {len(cfgs)} ensemble members ({', '.join(cfg.MODEL.ENSEMBLE)}) "
                          f"but {len(member_weights)} weights files were given")
-    model = build_attribute_model(cfg)
+    model = build_attribute_model(cfg, cfgs)
     for i, (member, mcfg, path) in enumerate(zip(model.members, cfgs, member_weights)):
         data = load_checkpoint_file(path)
         if "cfg" in data:
             trained = yaml.safe_load(data["cfg"]).get("MODEL", {})
-            diff = {k: (trained[k], mcfg.MODEL[k]) for k in _CROP_KEYS if k in trained and trained[k] != mcfg.MODEL[k]}
+            diff = {k: (trained[k], mcfg.MODEL[k]) for k in _MEMBER_KEYS if k in trained and trained[k] != mcfg.MODEL[k]}
             if diff:
                 raise ValueError(f"{path}: trained with " + ", ".join(f"MODEL.{k}={a!r}" for k, (a, _) in diff.items())
                                  + f", but member {i}'s config {cfg.MODEL.ENSEMBLE[i]} has "

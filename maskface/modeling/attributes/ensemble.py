@@ -18,7 +18,7 @@ its weights file holds every member's state under ``members.<i>.`` (``tools/make
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ class AttributeEnsemble(nn.Module):
         flip_test: if given, set on every member.
     """
 
-    def __init__(self, members: Sequence[AttributeNet], flip_test: bool = None):
+    def __init__(self, members: Sequence[AttributeNet], flip_test: Optional[bool] = None):
         super().__init__()
         members = list(members)
         if not members:
@@ -103,17 +103,19 @@ def _age_layout(net: AttributeNet):
     return head.kind, n
 
 
-def build_attribute_model(cfg) -> nn.Module:
+def build_attribute_model(cfg, member_cfgs: Optional[List] = None) -> nn.Module:
     """An attribute config -> :class:`AttributeNet`, or :class:`AttributeEnsemble` when
     ``cfg.MODEL.ENSEMBLE`` lists member configs (each built with its own file; ``cfg.TEST.FLIP``
-    applies to all). Untrained: load weights with
-    :func:`maskface.engine.checkpoint.load_model_weights`."""
-    if not list(cfg.MODEL.ENSEMBLE):
+    applies to all). ``member_cfgs``: :func:`member_configs` of ``cfg`` when the caller has already
+    loaded them. Untrained: load weights with :func:`maskface.engine.checkpoint.load_model_weights`."""
+    if member_cfgs is None:
+        member_cfgs = member_configs(cfg)
+    if not member_cfgs:
         return AttributeNet.from_config(cfg)
-    return AttributeEnsemble([AttributeNet.from_config(c) for c in member_configs(cfg)], flip_test=cfg.TEST.FLIP)
+    return AttributeEnsemble([AttributeNet.from_config(c) for c in member_cfgs], flip_test=cfg.TEST.FLIP)
 
 
-def member_configs(cfg) -> list:
+def member_configs(cfg) -> List:
     """The frozen configs of the files listed in ``cfg.MODEL.ENSEMBLE`` (``[]`` for a single net)."""
     from maskface.config import get_attr_cfg, setup_cfg
 
