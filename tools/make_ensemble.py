@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, nargs="+", metavar="PTH",
                    help="one trained checkpoint per member, in the order of MODEL.ENSEMBLE, "
                    "e.g. runs/a/model_best.pth runs/b/model_best.pth")
-    p.add_argument("--output", required=True, metavar="PTH", help="the ensemble weights file to write, e.g. ensemble.pth")
+    p.add_argument("--output", required=True, metavar="PTH",
+                   help="the ensemble weights file to write, e.g. ensemble.pth")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs, e.g. TEST.FLIP False")
     return p
 

@@ -260,7 +260,7 @@ def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
 # settings that make a net's weights mean what its config says: trained at another crop size or
 # window, the same weights would load without complaint and read faces wrongly
 _MEMBER_KEYS = ("TRUNK", "WIDTH", "AGE_HEAD", "CROP_SIZE", "CROP_MARGIN", "MASK_DILATE", "MASK_FEATHER",
-              "MASK_ELLIPSE_UNION")
+                "MASK_ELLIPSE_UNION")
 
 
 def combine_ensemble_weights(cfg: CfgNode, member_weights: Sequence[str], output: str) -> AttributeEnsemble:
@@ -284,12 +284,12 @@ def combine_ensemble_weights(cfg: CfgNode, member_weights: Sequence[str], output
         data = load_checkpoint_file(path)
         if "cfg" in data:
             trained = yaml.safe_load(data["cfg"]).get("MODEL", {})
-            diff = {k: (trained[k], mcfg.MODEL[k]) for k in _MEMBER_KEYS if k in trained and trained[k] != mcfg.MODEL[k]}
-            if diff:
-                raise ValueError(f"{path}: trained with " + ", ".join(f"MODEL.{k}={a!r}" for k, (a, _) in diff.items())
-                                 + f", but member {i}'s config {cfg.MODEL.ENSEMBLE[i]} has "
-                                 + ", ".join(f"MODEL.{k}={b!r}" for k, (_, b) in diff.items())
-                                 + ": give the weights in the order of MODEL.ENSEMBLE")
+            bad = [k for k in _MEMBER_KEYS if k in trained and trained[k] != mcfg.MODEL[k]]
+            if bad:
+                was = ", ".join(f"MODEL.{k}={trained[k]!r}" for k in bad)
+                now = ", ".join(f"MODEL.{k}={mcfg.MODEL[k]!r}" for k in bad)
+                raise ValueError(f"{path}: trained with {was}, but member {i}'s config {cfg.MODEL.ENSEMBLE[i]} "
+                                 f"has {now}: give the weights in the order of MODEL.ENSEMBLE")
         load_model_weights(member, data.get("model", data), source=path)
     with atomic_write(output, "wb") as f:
         torch.save({"model": model.state_dict(), "cfg": cfg.dump()}, f)
