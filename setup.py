@@ -31,6 +31,9 @@ extras = {
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"])
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
+    # MTCNN detection peer (tests/evaluation/test_peers.py): facenet-pytorch itself pins torch < 2.3,
+    # so README's test command installs it with --no-deps; requests is its one missing runtime import
+    | {"requests"}
     # web app end-to-end test in headless Chromium (system packages chromium + chromium-driver)
     | {"selenium>=4.11"}
 )

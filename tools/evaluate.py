@@ -30,9 +30,14 @@ examples:
   python tools/evaluate.py detection --config-file runs/lite/config.yaml --weights runs/lite/model_final.pth \\
       --dataset /data/coco/wider_val_val.json --output runs/lite/eval_wider MODEL.MIN_SIZE 640
 
-Writes into --output: metrics.json (all numbers + notes), coco_instances_results.json (COCO results,
-RLE masks), config.yaml (the merged config used). AP uses every detection with score >= 0.05;
-recall and mask IoU use the operating threshold MODEL.SCORE_THRESH.
+  # a public detector on the same split, for comparison (box metrics and ms per image)
+  python tools/evaluate.py detection --peer yunet --peer-weights ../shared/weights/yunet_n_dynamic.onnx \
+      --dataset /data/coco/wider_val_val.json --output eval/yunet_wider
+
+Writes into --output: metrics.json (all numbers + notes, ms_per_image), coco_instances_results.json
+(COCO results, RLE masks), config.yaml (the merged config used). AP uses every detection with
+score >= 0.05; recall and mask IoU use the operating threshold MODEL.SCORE_THRESH (for a peer: its
+usual threshold, YuNet 0.9, MediaPipe 0.5, MTCNN 0.7).
 """
 
 
@@ -45,7 +50,14 @@ def add_detection_parser(subparsers) -> None:
         epilog=DETECTION_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config-file", required=True, metavar="FILE", help="detector config, e.g. the config.yaml saved in a training run")
+    p.add_argument("--config-file", default=None, metavar="FILE", help="detector config, e.g. the config.yaml saved in a training run (required unless --peer)")
+    p.add_argument(
+        "--peer",
+        default=None,
+        choices=["yunet", "mediapipe", "mtcnn"],
+        help="score a public face detector instead of a MaskFace model, e.g. --peer yunet (see maskface/evaluation/peers.py)",
+    )
+    p.add_argument("--peer-weights", default=None, metavar="ONNX", help="YuNet's local .onnx file, e.g. ../shared/weights/yunet_n_dynamic.onnx")
     p.add_argument("--weights", default=None, metavar="PTH", help="checkpoint (default: MODEL.WEIGHTS, else OUTPUT_DIR/model_final.pth)")
     p.add_argument(
         "--dataset",
@@ -70,12 +82,23 @@ def run_detection(args) -> int:
     from maskface.engine.utils import resolve_device, save_config, setup_logging
     from maskface.evaluation.coco_evaluation import evaluate_model_on_dataset, format_metrics_table
 
+    if not args.config_file and not args.peer:
+        print("evaluate.py detection: give --config-file (a MaskFace detector) or --peer (a public one)", file=sys.stderr)
+        return 2
+    if args.peer and (args.config_file or args.weights):
+        print("evaluate.py detection: --peer replaces --config-file / --weights; give one or the other", file=sys.stderr)
+        return 2
     try:
-        cfg = setup_cfg(get_cfg(), args.config_file, args.opts)
+        opts = list(args.opts)
+        if args.peer:  # the peer's own operating threshold; its outputs in their own folder
+            from maskface.evaluation.peers import OPERATING_THRESH
+
+            opts += ["MODEL.SCORE_THRESH", str(OPERATING_THRESH[args.peer]), "OUTPUT_DIR", f"./output/peer_{args.peer}"]
+        cfg = setup_cfg(get_cfg(), args.config_file, opts)
     except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
         print(f"evaluate.py detection: config error: {e}", file=sys.stderr)
         return 2
-    weights = args.weights or cfg.MODEL.WEIGHTS or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    weights = args.peer_weights or args.peer if args.peer else args.weights or cfg.MODEL.WEIGHTS or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     datasets = args.dataset or list(cfg.DATASETS.TEST)
     if not datasets:
         print("evaluate.py detection: no dataset: give --dataset or set DATASETS.TEST", file=sys.stderr)
@@ -84,9 +107,15 @@ def run_detection(args) -> int:
     setup_logging(output)
     log = logging.getLogger("maskface.tools.evaluate")
     try:
-        device = resolve_device(args.device or cfg.MODEL.DEVICE)
-        model = load_detector(cfg, weights, device)
-    except (FileNotFoundError, RuntimeError) as e:
+        if args.peer:
+            from maskface.evaluation.peers import build_peer
+
+            device = resolve_device("cpu")
+            model = build_peer(args.peer, args.peer_weights)
+        else:
+            device = resolve_device(args.device or cfg.MODEL.DEVICE)
+            model = load_detector(cfg, weights, device)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
         print(f"evaluate.py detection: {e}", file=sys.stderr)
         return 1
     save_config(cfg, output)
@@ -144,6 +173,9 @@ def add_pipeline_parser(subparsers) -> None:
                    help="grey border added on each side of every image before detection, as a fraction of its "
                         "size: ~0.25 for tight face chips such as UTKFace's, which the detector (trained on faces "
                         "with context) otherwise often misses or boxes partly (default: 0 = none)")
+    p.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
+                   help="as infer.py: an image where nothing is found is tried once more with this border "
+                        "(default 0.25); 0 measures the detector alone")
     p.set_defaults(func=run_pipeline)
 
 
@@ -162,11 +194,16 @@ def run_pipeline(args) -> int:
     if args.max_images:
         random.Random(args.seed).shuffle(records)
         records = records[: args.max_images]
-    predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh)
+    try:
+        predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh, retry_pad=args.retry_pad)
+    except ValueError as e:
+        print(f"evaluate.py pipeline: {e}", file=sys.stderr)
+        return 2
     metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou, pad=args.pad)
     metrics["model"] = predictor.model_info["name"]
     metrics["datasets"] = list(args.dataset)
     metrics["pad"] = args.pad
+    metrics["retry_pad"] = args.retry_pad
     save_attribute_report(metrics, args.output)
     padded = f", padded {args.pad:g}" if args.pad else ""
     print(f"== pipeline {metrics['model']} on {', '.join(args.dataset)} ({len(records)} images{padded})")

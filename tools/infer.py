@@ -8,7 +8,8 @@ Examples:
     python tools/infer.py --input clip.mp4 --output out/ --every-n-frames 2
     python tools/infer.py --webcam 0 --output out/ --show
     python tools/infer.py --input photos/ --output out/ --skip-existing     # resume
-    python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # faces filling the frame
+    python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # always add a border first
+    python tools/infer.py --input photos/ --output out/ --retry-pad 0        # never retry with a border
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grey border added on each side of every image before detection, as a fraction of its "
                         "size (e.g. 0.25): for face chips that the face fills to the edge, which the detector "
                         "otherwise often misses or boxes partly; results stay in original pixels (default: 0)")
+    r.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
+                   help="when an image gives no face (and --pad is 0), detect once more with a grey border of this "
+                        "fraction, so a face that fills the whole picture is still found; 0 = never retry "
+                        "(default: 0.25)")
     r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
     r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
     r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")
@@ -107,6 +112,10 @@ def main(argv=None) -> int:
         check_pad(args.pad)
     except ValueError as e:
         return fail(f"--{e}")
+    try:
+        check_pad(args.retry_pad)
+    except ValueError as e:
+        return fail(f"--retry-{e}")
     if args.color is not None:
         print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
               file=sys.stderr)
@@ -125,7 +134,8 @@ def main(argv=None) -> int:
 
     try:
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
-                                        mask_thresh=args.mask_thresh, max_size=args.max_size, pad=args.pad)
+                                        mask_thresh=args.mask_thresh, max_size=args.max_size, pad=args.pad,
+                                        retry_pad=args.retry_pad)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         return fail(f"cannot load the model: {e}")
 

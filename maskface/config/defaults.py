@@ -15,10 +15,13 @@ def get_cfg() -> CfgNode:
         {
             "MODEL": {
                 "DEVICE": "auto",  # auto (CUDA when available) | cpu | cuda | cuda:N
-                "BACKBONE": "resnet50",  # resnet18 | resnet34 | resnet50 | resnet101 | mobilenet_v3
-                "NORM": "GN",  # GN (trains from scratch) | FrozenBN (with ImageNet weights) | BN
-                # local .pth (ImageNet backbone or COCO Mask R-CNN), a file name in
-                # torch.hub.get_dir()/checkpoints, or "imagenet"; "" = from scratch. Never downloaded.
+                # resnet18 | resnet34 | resnet50 | resnet101 | mobilenet_v3 | mobilenet_v1_ssh (RetinaFace's
+                # face-trained MobileNetV1-0.25 + FPN + SSH pyramid: 3 levels, 64 channels)
+                "BACKBONE": "resnet50",
+                "NORM": "GN",  # GN (trains from scratch) | FrozenBN (with pretrained weights) | BN
+                # local .pth (ImageNet backbone, COCO Mask R-CNN or RetinaFace file), a file name in
+                # torch.hub.get_dir()/checkpoints, or "imagenet"; "" = from scratch. Never downloaded;
+                # files of known name (retinaface_mobilenet0.25_wider.pth) are sha256-checked.
                 "PRETRAINED": "",
                 "TRAINABLE_LAYERS": 5,  # backbone stages trained (5 = all); < 5 only with pretrained weights
                 "FPN_CHANNELS": 256,  # FPN and RoI feature width; 128 roughly halves FPN + head cost
@@ -26,6 +29,7 @@ def get_cfg() -> CfgNode:
                 # stride-4 level match ~10 px faces
                 "ANCHOR_SIZES": [16, 32, 64, 128, 256],
                 "ANCHOR_RATIOS": [1.0, 1.3],  # h/w; faces are slightly taller than wide
+                "RPN_IOU_THRESHOLDS": [0.3, 0.7],  # anchor IoU: background below the first, face from the second
                 "MIN_SIZE": 800,  # px, shorter side at inference / evaluation (training: INPUT.MIN_SIZE_TRAIN)
                 "MAX_SIZE": 1333,  # px, longer side cap at inference / evaluation
                 "RPN_PRE_NMS_TOP_N_TRAIN": 2000,  # proposals kept per FPN level before NMS (training)
@@ -46,12 +50,21 @@ def get_cfg() -> CfgNode:
                 "TRAIN_WEIGHTS": [],  # sampling weight per TRAIN entry; [] = proportional to size
                 "TEST": [],
                 "IMAGE_ROOT": "",  # image folder for JSON paths whose file names are relative
+                "PASTE": [],  # datasets whose masked faces INPUT.PASTE_PROB pastes (copy-paste)
             },
             "INPUT": {
                 "MIN_SIZE_TRAIN": [640, 672, 704, 736, 768, 800],  # scale jitter: one drawn per image
                 "MAX_SIZE_TRAIN": 1333,
                 "HFLIP_PROB": 0.5,
                 "COLOR_JITTER": 0.2,  # brightness/contrast/saturation strength, 0 = off
+                # RetinaFace-style random square crops holding a face centre (small faces get
+                # larger; faces cut by the crop are ignored, not background); 0 = off
+                "CROP_PROB": 0.0,
+                "CROP_SCALES": [0.3, 1.0],  # crop side as a fraction of the shorter image side
+                "CLOSEUP_PROB": 0.0,  # share of crops that frame one face at 1.0-1.4x its size
+                "PASTE_PROB": 0.0,  # copy-paste of DATASETS.PASTE faces (with masks) onto a picture
+                "PASTE_COUNT": [1, 12],  # faces pasted per picture (inclusive range)
+                "PASTE_SIZES": [8, 160],  # px, larger side of a pasted face, drawn log-uniformly
             },
             "SOLVER": {
                 "IMS_PER_BATCH": 8,  # total over all GPUs

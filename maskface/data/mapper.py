@@ -18,10 +18,13 @@
                         ``emotion`` int64 index into ``EMOTIONS``, ``emotion_known`` bool
   ====================  ====================================================================
 
-Training-time augmentation (``is_train=True``): scale jitter (shorter side drawn from
-``min_sizes``, longer side capped at ``max_size``), horizontal flip, colour jitter; boxes smaller
-than 1 px after the transforms are dropped with their masks and attributes. At test time the
-image keeps its size: the model resizes it and maps its outputs back to these pixels.
+Training-time augmentation (``is_train=True``), in this order: an optional random square crop or
+face close-up (:mod:`maskface.data.face_augment`; faces cut by the crop become ignore regions),
+scale jitter (shorter side drawn from ``min_sizes``, longer side capped at ``max_size``), optional
+copy-paste of masked faces at many scales, horizontal flip, colour jitter; boxes smaller than 1 px
+after the transforms are dropped with their masks and attributes. Pasted faces have masks and no
+attributes. At test time the image keeps its size: the model resizes it and maps its outputs
+back to these pixels.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from maskface.data import face_augment as A
 from maskface.data import transforms as T
 from maskface.data.attributes import EMOTIONS, GENDERS
 
@@ -80,6 +84,12 @@ class DatasetMapper:
         hflip_prob: probability of a horizontal flip.
         color_jitter: brightness/contrast/saturation strength (0 = off).
         with_masks: decode masks (False gives ``masks`` of shape (N, 0, 0) -- for box-only uses).
+        crop_prob: probability of a random square crop holding at least one face centre (its
+            side a fraction ``crop_scales`` of the shorter image side); 0 = off.
+        closeup_prob: share of those crops that are close-ups: a square 1.0-1.4 x one face's size.
+        paste_pool: masked faces for copy-paste (:class:`~maskface.data.face_augment.FacePastePool`),
+            pasted with probability ``paste_prob``: ``paste_count`` faces (inclusive range) whose
+            larger side is drawn log-uniformly from ``paste_sizes`` px.
     """
 
     def __init__(
@@ -91,22 +101,50 @@ class DatasetMapper:
         hflip_prob: float = 0.5,
         color_jitter: float = 0.0,
         with_masks: bool = True,
+        crop_prob: float = 0.0,
+        crop_scales: Sequence[float] = (0.3, 1.0),
+        closeup_prob: float = 0.0,
+        paste_pool: Optional[A.FacePastePool] = None,
+        paste_prob: float = 0.0,
+        paste_count: Sequence[int] = (1, 12),
+        paste_sizes: Sequence[float] = (8.0, 160.0),
     ):
+        for name, p in (("crop_prob", crop_prob), ("closeup_prob", closeup_prob), ("paste_prob", paste_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+        if len(crop_scales) != 2 or not 0 < crop_scales[0] <= crop_scales[1] <= 1:
+            raise ValueError(f"crop_scales must be [lo, hi] with 0 < lo <= hi <= 1, got {list(crop_scales)}")
+        if paste_prob > 0 and not paste_pool:
+            raise ValueError("paste_prob > 0 needs a non-empty paste_pool (DATASETS.PASTE: datasets with face masks)")
         self.is_train = is_train
         self.min_sizes = [int(s) for s in min_sizes]
         self.max_size = int(max_size)
         self.hflip_prob = float(hflip_prob)
         self.color_jitter = float(color_jitter)
         self.with_masks = with_masks
+        self.crop_prob, self.crop_scales, self.closeup_prob = float(crop_prob), tuple(crop_scales), float(closeup_prob)
+        self.paste_pool, self.paste_prob = paste_pool, float(paste_prob)
+        self.paste_count, self.paste_sizes = tuple(int(c) for c in paste_count), tuple(float(s) for s in paste_sizes)
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True) -> "DatasetMapper":
+    def from_config(cls, cfg, is_train: bool = True, paste_records: Optional[Sequence[dict]] = None) -> "DatasetMapper":
+        """``paste_records``: records of ``DATASETS.PASTE`` (loaded by the caller), the
+        copy-paste source faces."""
+        i = cfg.INPUT
+        pool = A.FacePastePool(paste_records) if (is_train and paste_records) else None
         return cls(
             is_train,
-            min_sizes=cfg.INPUT.MIN_SIZE_TRAIN,
-            max_size=cfg.INPUT.MAX_SIZE_TRAIN,
-            hflip_prob=cfg.INPUT.HFLIP_PROB,
-            color_jitter=cfg.INPUT.COLOR_JITTER,
+            min_sizes=i.MIN_SIZE_TRAIN,
+            max_size=i.MAX_SIZE_TRAIN,
+            hflip_prob=i.HFLIP_PROB,
+            color_jitter=i.COLOR_JITTER,
+            crop_prob=i.CROP_PROB,
+            crop_scales=i.CROP_SCALES,
+            closeup_prob=i.CLOSEUP_PROB,
+            paste_pool=pool,
+            paste_prob=i.PASTE_PROB if pool else 0.0,
+            paste_count=i.PASTE_COUNT,
+            paste_sizes=i.PASTE_SIZES,
         )
 
     def __call__(self, record: dict, rng: Optional[np.random.Generator] = None) -> Tuple[torch.Tensor, dict]:
@@ -126,20 +164,48 @@ class DatasetMapper:
         boxes = T.xywh_to_xyxy([a["bbox"] for a in faces])
         crowd_boxes = T.xywh_to_xyxy([a["bbox"] for a in crowds])
 
-        h, w = h0, w0
+        window = None
+        if self.is_train and self.crop_prob > 0 and rng.random() < self.crop_prob:
+            window = A.choose_square_crop(
+                boxes, h0, w0, rng, scales=self.crop_scales, closeup_prob=self.closeup_prob
+            )
+        if window is not None:
+            kept, boxes, crowd_boxes = A.crop_targets(boxes, crowd_boxes, window)
+            faces = [a for a, k in zip(faces, kept) if k]
+            x0, y0, side = window
+            image = image[y0 : y0 + side, x0 : x0 + side]
+        ch, cw = image.shape[:2]  # size before the scale jitter (the crop's, or the image's)
+        h, w = ch, cw
         if self.is_train:
-            h, w = T.choose_train_size(h0, w0, self.min_sizes, self.max_size, rng)
+            h, w = T.choose_train_size(ch, cw, self.min_sizes, self.max_size, rng)
             image = T.resize_image(image, h, w)
-            boxes = T.scale_boxes(boxes, w / w0, h / h0)
-            crowd_boxes = T.scale_boxes(crowd_boxes, w / w0, h / h0)
+            boxes = T.scale_boxes(boxes, w / cw, h / ch)
+            crowd_boxes = T.scale_boxes(crowd_boxes, w / cw, h / ch)
         has_mask = np.array([a.get("segmentation") is not None for a in faces], dtype=bool)
         if self.with_masks:
             masks = np.zeros((len(faces), h, w), np.uint8)
             for i, a in enumerate(faces):
-                if has_mask[i]:
+                if not has_mask[i]:
+                    continue
+                if window is None:
                     masks[i] = T.segmentation_to_mask(a["segmentation"], h0, w0, h, w)
+                else:  # decode at full size, cut the window, then resize
+                    full = T.segmentation_to_mask(a["segmentation"], h0, w0)[y0 : y0 + side, x0 : x0 + side]
+                    masks[i] = cv2.resize(full, (w, h), interpolation=cv2.INTER_NEAREST)
         else:
             masks = np.zeros((len(faces), 0, 0), np.uint8)
+        if self.is_train and self.paste_prob > 0 and rng.random() < self.paste_prob:
+            occupied = np.concatenate([boxes.reshape(-1, 4), crowd_boxes.reshape(-1, 4)])
+            image, p_boxes, p_masks = A.paste_faces(
+                image, occupied, self.paste_pool, rng, count=self.paste_count, sizes=self.paste_sizes
+            )
+            boxes = np.concatenate([boxes.reshape(-1, 4), p_boxes]).astype(np.float32)
+            has_mask = np.concatenate([has_mask, np.ones(len(p_boxes), bool)])
+            faces = faces + [{} for _ in range(len(p_boxes))]  # pasted faces: no attributes
+            if self.with_masks:
+                masks = np.concatenate([masks, p_masks])
+            else:
+                masks = np.zeros((len(faces), 0, 0), np.uint8)
         if self.is_train:
             if rng.random() < self.hflip_prob:
                 image = T.hflip_image(image)

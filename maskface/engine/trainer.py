@@ -283,9 +283,10 @@ class DetectorTrainer:
     def build_train_loader(self):
         cfg = self.cfg
         records = load_datasets(cfg.DATASETS.TRAIN, cfg.DATASETS.IMAGE_ROOT)
+        paste = [r for recs in load_datasets(cfg.DATASETS.PASTE, cfg.DATASETS.IMAGE_ROOT) for r in recs] if cfg.DATASETS.PASTE else None
         return build_train_loader(
             records,
-            DatasetMapper.from_config(cfg, is_train=True),
+            DatasetMapper.from_config(cfg, is_train=True, paste_records=paste),
             batch_size=self.batch_per_rank,
             weights=cfg.DATASETS.TRAIN_WEIGHTS,
             seed=cfg.SEED,

@@ -10,6 +10,8 @@ Metrics (all fractions in 0..1, keys as in ``metrics.json``):
   ``recall@0.5/<bin>`` and ``num_faces/<bin>`` break it down by face size sqrt(w*h) in px
   (WIDER-style: <16, 16-32, 32-64, 64-128, >=128).
 * ``mask_iou``: mean mask IoU of those matched faces whose ground truth has a mask.
+* ``ms_per_image``: wall-clock milliseconds of the model call per image (the model's own resize
+  included, image decoding excluded), on the evaluation device with its thread settings.
 
 Ground truth: ``iscrowd`` faces are ignore regions (pycocotools' rule: detections on them are
 neither true nor false positives). Box-only faces (no segmentation) count fully in the box
@@ -28,6 +30,7 @@ import copy
 import io
 import logging
 import os
+import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -215,7 +218,7 @@ def evaluate_coco(records: Sequence[dict], results: List[dict], score_thresh: fl
     elif any(a.get("segmentation") is None and not a.get("iscrowd") for r in records for a in r.get("annotations", [])):
         notes.append("box-only faces are ignore regions in the segm metrics")
     metrics.update(_match_stats(gt_box, gt_segm, results, score_thresh))
-    if not has_masks:
+    if not has_masks or (results and not all("segmentation" in r for r in results)):
         metrics.pop("mask_iou")
         metrics.pop("num_matched_masks")
     metrics["notes"] = notes
@@ -247,9 +250,11 @@ def inference_on_records(
     score_thresh: float = AP_SCORE_THRESH,
     num_workers: int = 0,
     progress: bool = True,
+    stats: Optional[Dict[str, float]] = None,
 ) -> Optional[List[dict]]:
     """COCO results of ``model`` on ``records`` (each process does its shard when distributed;
-    rank 0 gets all results, other ranks ``None``)."""
+    rank 0 gets all results, other ranks ``None``). ``stats``, when given, receives this
+    process's ``model_seconds`` (time inside the model calls) and ``images``."""
     from maskface.data.build import build_test_loader
     from maskface.data.mapper import DatasetMapper
     from maskface.engine.launch import all_gather_object, get_rank, get_world_size, is_main_process
@@ -260,14 +265,22 @@ def inference_on_records(
     was_training = model.training
     model.eval()
     results: List[dict] = []
+    seconds, count = 0.0, 0
     try:
         with score_threshold(model, score_thresh):
             for images, _, recs in progress_bar(loader, desc="eval", unit="img", disable=not (progress and is_main_process()), dynamic_ncols=True):
-                outputs = model([im.to(device) for im in images])
+                images = [im.to(device) for im in images]
+                t0 = time.perf_counter()
+                outputs = model(images)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds, count = seconds + time.perf_counter() - t0, count + len(images)
                 for out, rec in zip(outputs, recs):
                     results.extend(instances_to_coco_results(out, rec["image_id"], mask_thresh))
     finally:
         model.train(was_training)
+    if stats is not None:
+        stats.update(model_seconds=seconds, images=float(count))
     gathered = all_gather_object(results)
     return [r for part in gathered for r in part] if is_main_process() else None
 
@@ -292,17 +305,21 @@ def evaluate_model_on_dataset(
     if max_images and max_images > 0:
         records = records[:max_images]
     device = device or next(model.parameters()).device
+    stats: Dict[str, float] = {}
     results = inference_on_records(
         model,
         records,
         device=device,
         mask_thresh=cfg.MODEL.MASK_THRESH,
         num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers,
+        stats=stats,
     )
     if not is_main_process():
         return None
     metrics = evaluate_coco(records, results, score_thresh=cfg.MODEL.SCORE_THRESH)
     metrics["dataset"] = dataset
+    if stats.get("images"):
+        metrics["ms_per_image"] = 1000.0 * stats["model_seconds"] / stats["images"]
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         save_json(results, os.path.join(output_dir, "coco_instances_results.json"))
@@ -332,6 +349,8 @@ def format_metrics_table(metrics: Dict[str, object]) -> str:
         + " ".join(f"{fmt(metrics.get(f'recall@0.5/{b}')):>7}" for b in bins)
         + f" {fmt(metrics.get('recall@0.5')):>7}"
     )
+    if "ms_per_image" in metrics:
+        lines.append(f"model time: {metrics['ms_per_image']:.1f} ms per image")
     if "mask_iou" in metrics:
         lines.append(f"mean mask IoU of matched faces: {fmt(metrics['mask_iou']).strip()} % ({int(metrics.get('num_matched_masks', 0))} faces)")
     for n in metrics.get("notes", []) or []:

@@ -85,6 +85,10 @@ class FacePredictor:
             its width / height (0 = none, the default; ~0.25 for tight face chips that the face
             fills to the edge, see :mod:`maskface.inference.padding`). Results are in the
             original image's pixels; faces found only in the border are dropped.
+        retry_pad: when an image gives no face (and ``pad`` is 0), detect once more with a grey
+            border of this fraction (default 0.25): a face chip that the face fills to the edge
+            is then found without the caller knowing it needs ``pad``. 0 = never retry. Costs a
+            second detector call only on images where nothing was found.
 
     Attributes:
         cfg, attr_cfg: the merged (frozen) configs; ``attr_cfg`` is ``None`` without attributes.
@@ -108,10 +112,12 @@ class FacePredictor:
         attribute_opts: Optional[Sequence[str]] = None,
         attributes: bool = True,
         pad: float = 0.0,
+        retry_pad: float = 0.25,
     ):
         from maskface.engine.utils import resolve_device
 
         self.pad = pad
+        self.retry_pad = retry_pad
 
         if model is None and detector_config is None and detector_weights is None:
             from maskface.model_zoo import DEFAULT_MODEL
@@ -262,12 +268,23 @@ class FacePredictor:
         self._pad = check_pad(value)
 
     @property
+    def retry_pad(self) -> float:
+        """Border (fraction of the image size) of the second look at images with no face; 0 = off."""
+        return self._retry_pad
+
+    @retry_pad.setter
+    def retry_pad(self, value: float) -> None:
+        self._retry_pad = check_pad(value)
+
+    @property
     def model_info(self) -> Dict[str, Any]:
         """What was loaded (name, configs, weights, device) plus ``pad`` when a border is added:
         a fresh dict, so it always reflects the current ``pad``."""
         info = dict(self._loaded)
         if self.pad:
             info["pad"] = self.pad
+        elif self.retry_pad:
+            info["retry_pad"] = self.retry_pad
         return info
 
     @property
@@ -332,31 +349,17 @@ class FacePredictor:
             if cuda:
                 torch.cuda.synchronize(self.device)
 
-        # 1. preprocess
-        rgbs, tensors, scales, borders = [], [], [], []
-        for i, x in enumerate(images):
-            rgb = self._to_rgb(x, color, i)
-            if self.pad > 0:
-                h, w = rgb.shape[:2]
-                rgb, (px, py) = pad_image(rgb, self.pad)
-                borders.append((px, py, w, h))
-            small, _ = resize_max_side(rgb, self.max_size)
-            t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
-            rgbs.append(rgb)
-            tensors.append(t)
-            scales.append((rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]))
-        sync()
-        t1 = time.perf_counter()
-
-        # 2. detector (whole batch)
-        outputs = self.detector(tensors) if tensors else []
-        sync()
-        t2 = time.perf_counter()
-
-        # 3. postprocess: back to original pixels, binary masks
-        per_image = []
-        for rgb, out, (sx, sy) in zip(rgbs, outputs, scales):
-            per_image.append(self._postprocess(rgb, out, sx, sy))
+        # 1.-3. preprocess (optional border), detector (whole batch), postprocess
+        originals = [self._to_rgb(x, color, i) for i, x in enumerate(images)]
+        rgbs, borders, per_image, (pre_s, det_s, post_s) = self._detect(originals, self.pad)
+        if self.retry_pad > 0 and self.pad == 0:
+            empty = [i for i, p in enumerate(per_image) if len(p[0]) == 0]
+            if empty:  # nothing found: perhaps a face filling the frame; look again with a border
+                r_rgbs, r_borders, r_per_image, r_times = self._detect([originals[i] for i in empty], self.retry_pad)
+                pre_s, det_s, post_s = pre_s + r_times[0], det_s + r_times[1], post_s + r_times[2]
+                for i, rgb, border, p in zip(empty, r_rgbs, r_borders, r_per_image):
+                    if len(p[0]):
+                        rgbs[i], borders[i], per_image[i] = rgb, border, p
         sync()
         t3 = time.perf_counter()
 
@@ -391,20 +394,54 @@ class FacePredictor:
                 f.set_attributes(attrs[k])
                 k += 1
                 faces.append(f)
-            if borders:  # back to the unpadded image's pixels
-                faces = [u for u in (unpad_face(f, *borders[len(results)]) for f in faces) if u is not None]
+            border = borders[len(results)]
+            if border is not None:  # back to the unpadded image's pixels
+                faces = [u for u in (unpad_face(f, *border) for f in faces) if u is not None]
             results.append(faces)
         t5 = time.perf_counter()
         self.timings = {
-            "preprocess_ms": (t1 - t0) * 1e3,
-            "detector_ms": (t2 - t1) * 1e3,
-            "postprocess_ms": (t3 - t2 + t5 - t4) * 1e3,
+            "preprocess_ms": (t3 - t0 - det_s - post_s) * 1e3,
+            "detector_ms": det_s * 1e3,
+            "postprocess_ms": (post_s + t5 - t4) * 1e3,
             "attributes_ms": (t4 - t3) * 1e3,
             "total_ms": (t5 - t0) * 1e3,
             "images": len(rgbs),
             "faces": n_faces,
         }
         return results
+
+    def _detect(self, originals: List[np.ndarray], pad: float):
+        """Detector pass over RGB images, each given a grey border of ``pad`` first when > 0.
+
+        Returns ``(rgbs, borders, per_image, (preprocess_s, detector_s, postprocess_s))``: the
+        images the detector saw (padded or not), per image ``(px, py, w, h)`` or ``None`` (no
+        border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
+        """
+        cuda = self.device.type == "cuda"
+        t0 = time.perf_counter()
+        rgbs, tensors, scales, borders = [], [], [], []
+        for rgb in originals:
+            border = None
+            if pad > 0:
+                h, w = rgb.shape[:2]
+                rgb, (px, py) = pad_image(rgb, pad)
+                border = (px, py, w, h)
+            small, _ = resize_max_side(rgb, self.max_size)
+            tensors.append(torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0))
+            rgbs.append(rgb)
+            borders.append(border)
+            scales.append((rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]))
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        t1 = time.perf_counter()
+        outputs = self.detector(tensors) if tensors else []
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        t2 = time.perf_counter()
+        per_image = [self._postprocess(rgb, out, sx, sy) for rgb, out, (sx, sy) in zip(rgbs, outputs, scales)]
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        return rgbs, borders, per_image, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def _postprocess(self, rgb: np.ndarray, out: Dict[str, torch.Tensor], sx: float, sy: float):
         """Detector output of a (possibly shrunk) image -> boxes (N,4) float32 numpy in original

@@ -1,8 +1,11 @@
-"""Backbones for the face Mask R-CNN: ResNet-FPN (18/34/50/101) and MobileNetV3-FPN.
+"""Backbones for the face Mask R-CNN: ResNet-FPN (18/34/50/101), MobileNetV3-FPN, and the
+face-trained MobileNetV1-0.25 + FPN + SSH pyramid of RetinaFace (``mobilenet_v1_ssh``,
+:mod:`maskface.modeling.mobilenet_ssh`).
 
-All builders return a torchvision :class:`BackboneWithFPN` with four FPN levels (strides 4, 8, 16,
-32) plus the max-pooled level (stride 64), ``out_channels`` attribute set: five feature maps, so
-one anchor size per level (``MODEL.ANCHOR_SIZES``) works for every backbone.
+The ResNet and MobileNetV3 builders return a torchvision :class:`BackboneWithFPN` with four FPN
+levels (strides 4, 8, 16, 32) plus the max-pooled level (stride 64), ``out_channels`` attribute
+set: five feature maps, one anchor size per level (``MODEL.ANCHOR_SIZES``). ``mobilenet_v1_ssh``
+gives three 64-channel maps (strides 8, 16, 32) with two anchor sizes each.
 
 Normalisation (``norm``):
   * ``"GN"`` -- GroupNorm in the trunk, FPN and heads; the choice for training from scratch, since
@@ -25,7 +28,8 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 MOBILENETS = ("mobilenet_v3", "mobilenet_v3_large", "mobilenet_v3_small")
-BACKBONES = RESNETS + MOBILENETS
+SSH_BACKBONES = ("mobilenet_v1_ssh",)
+BACKBONES = RESNETS + MOBILENETS + SSH_BACKBONES
 NORMS = ("GN", "FrozenBN", "BN")
 
 
@@ -136,10 +140,18 @@ def build_mobilenet_fpn_backbone(
     )
 
 
-def build_backbone(
-    name: str, *, norm: str = "GN", fpn_channels: int = 256, trainable_layers: int = 5
-) -> BackboneWithFPN:
-    """Dispatch on the backbone name (``MODEL.BACKBONE``)."""
+def build_backbone(name: str, *, norm: str = "GN", fpn_channels: int = 256, trainable_layers: int = 5) -> nn.Module:
+    """Dispatch on the backbone name (``MODEL.BACKBONE``).
+
+    ``mobilenet_v1_ssh`` has a fixed width of 64 channels (the face-trained file's) and four
+    trainable parts (``trainable_layers`` 5 is read as 4: everything).
+    """
+    if name in SSH_BACKBONES:
+        from maskface.modeling.mobilenet_ssh import CHANNELS, MobileNetSSHBackbone
+
+        if fpn_channels != CHANNELS:
+            raise ValueError(f"backbone {name!r} has {CHANNELS} pyramid channels; set MODEL.FPN_CHANNELS {CHANNELS}, got {fpn_channels}")
+        return MobileNetSSHBackbone(get_norm_layer(norm), trainable_layers=min(trainable_layers, 4))
     if name in RESNETS:
         return build_resnet_fpn_backbone(name, norm=norm, fpn_channels=fpn_channels, trainable_layers=trainable_layers)
     if name in MOBILENETS:

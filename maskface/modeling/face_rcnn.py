@@ -34,7 +34,15 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from maskface.modeling.backbone import build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
+from maskface.modeling.backbone import SSH_BACKBONES, build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
+from maskface.modeling.mobilenet_ssh import (
+    RETINAFACE_MEAN_RGB,
+    CenteredAnchorGenerator,
+    PerLevelRPNHead,
+    check_known_file,
+    is_retinaface_state,
+    retinaface_to_maskface,
+)
 from maskface.modeling.roi_heads import FaceRoIHeads, FaceRPN
 
 logger = logging.getLogger(__name__)
@@ -42,7 +50,7 @@ logger = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NUM_CLASSES = 2  # background, face
-FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign
+FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign (backbones may name others)
 
 
 def _anchor_sizes(sizes: Sequence[Union[float, Sequence[float]]]) -> tuple:
@@ -53,13 +61,19 @@ class FaceRCNN(GeneralizedRCNN):
     """Mask R-CNN for faces.
 
     Args:
-        backbone: a module returning an ordered dict of 5 feature maps (``"0"``..``"3"``,
-            ``"pool"``) with an ``out_channels`` attribute, e.g. from
-            :func:`maskface.modeling.backbone.build_backbone`.
+        backbone: a module returning an ordered dict of feature maps with an ``out_channels``
+            attribute, e.g. from :func:`maskface.modeling.backbone.build_backbone`: five maps
+            (``"0"``..``"3"``, ``"pool"``) for the FPN backbones, three for ``mobilenet_v1_ssh``.
+            RoIAlign pools from ``backbone.roi_feature_names`` when it has one, else ``"0"``..``"3"``.
         anchor_sizes: one entry per feature map (a size, or a list of sizes), in pixels of the
             resized image. 16 px anchors on the stride-4 level reach ~10 px faces (the RPN
             always assigns each face its best anchor).
         anchor_ratios: height / width ratios shared by all levels.
+        rpn_per_level: one objectness / box conv pair per level (RetinaFace's layout) instead of
+            torchvision's shared 3x3 conv + heads.
+        centered_anchors: anchor centres at ``(j + 0.5) * stride`` (RetinaFace) instead of
+            ``j * stride``.
+        rpn_iou_thresholds: (background below, face from) anchor IoU for the RPN's labels.
         min_size, max_size: inference resize (shorter side, longer-side cap).
         norm: ``"GN"`` puts GroupNorm in the mask head (others: no norm, torchvision layout).
         box_head_dim, mask_head_dim: widths of the two-FC box head and the 4-conv mask head.
@@ -75,6 +89,9 @@ class FaceRCNN(GeneralizedRCNN):
         num_classes: int = NUM_CLASSES,
         anchor_sizes: Sequence = (16, 32, 64, 128, 256),
         anchor_ratios: Sequence[float] = (1.0, 1.3),
+        rpn_per_level: bool = False,
+        centered_anchors: bool = False,
+        rpn_iou_thresholds: Sequence[float] = (0.3, 0.7),
         min_size: int = 800,
         max_size: int = 1333,
         image_mean: Sequence[float] = IMAGENET_MEAN,
@@ -98,15 +115,21 @@ class FaceRCNN(GeneralizedRCNN):
     ):
         out_ch = backbone.out_channels
         sizes = _anchor_sizes(anchor_sizes)
-        anchor_gen = AnchorGenerator(sizes, (tuple(float(r) for r in anchor_ratios),) * len(sizes))
+        generator_cls = CenteredAnchorGenerator if centered_anchors else AnchorGenerator
+        anchor_gen = generator_cls(sizes, (tuple(float(r) for r in anchor_ratios),) * len(sizes))
         num_anchors = anchor_gen.num_anchors_per_location()
         if len(set(num_anchors)) != 1:
             raise ValueError(f"every FPN level needs the same number of anchors; got {num_anchors} from sizes {sizes}")
+        bg_iou, fg_iou = (float(t) for t in rpn_iou_thresholds)
+        if not 0 < bg_iou <= fg_iou < 1:
+            raise ValueError(f"rpn_iou_thresholds must be (background, face) with 0 < bg <= fg < 1, got {tuple(rpn_iou_thresholds)}")
+        head = PerLevelRPNHead(out_ch, num_anchors[0], len(sizes)) if rpn_per_level else RPNHead(out_ch, num_anchors[0])
+        feature_names = list(getattr(backbone, "roi_feature_names", FEATURE_NAMES))
         rpn = FaceRPN(
             anchor_gen,
-            RPNHead(out_ch, num_anchors[0]),
-            fg_iou_thresh=0.7,
-            bg_iou_thresh=0.3,
+            head,
+            fg_iou_thresh=fg_iou,
+            bg_iou_thresh=bg_iou,
             batch_size_per_image=rpn_batch_size_per_image,
             positive_fraction=0.5,
             pre_nms_top_n={"training": rpn_pre_nms_top_n_train, "testing": rpn_pre_nms_top_n_test},
@@ -115,7 +138,7 @@ class FaceRCNN(GeneralizedRCNN):
             crowd_ioa_thresh=crowd_ioa_thresh,
         )
         roi_heads = FaceRoIHeads(
-            MultiScaleRoIAlign(FEATURE_NAMES, output_size=7, sampling_ratio=2),
+            MultiScaleRoIAlign(feature_names, output_size=7, sampling_ratio=2),
             TwoMLPHead(out_ch * 7 * 7, box_head_dim),
             FastRCNNPredictor(box_head_dim, num_classes),
             fg_iou_thresh=0.5,
@@ -126,7 +149,7 @@ class FaceRCNN(GeneralizedRCNN):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
-            mask_roi_pool=MultiScaleRoIAlign(FEATURE_NAMES, output_size=14, sampling_ratio=2),
+            mask_roi_pool=MultiScaleRoIAlign(feature_names, output_size=14, sampling_ratio=2),
             mask_head=MaskRCNNHeads(out_ch, [mask_head_dim] * 4, 1, norm_layer=group_norm if norm == "GN" else None),
             mask_predictor=MaskRCNNPredictor(mask_head_dim, mask_head_dim, num_classes),
             crowd_ioa_thresh=crowd_ioa_thresh,
@@ -140,15 +163,28 @@ class FaceRCNN(GeneralizedRCNN):
 
     @classmethod
     def from_config(cls, cfg) -> Dict:
-        """Keyword arguments of :class:`FaceRCNN` (backbone included) from a config."""
+        """Keyword arguments of :class:`FaceRCNN` (backbone included) from a config.
+
+        The face-trained ``mobilenet_v1_ssh`` backbone brings RetinaFace's conventions with it:
+        per-level RPN heads, cell-centred anchors and its pixel normalisation (mean subtracted
+        from 0..255 values, no std).
+        """
         m = cfg.MODEL
         backbone = build_backbone(
             m.BACKBONE, norm=m.NORM, fpn_channels=m.FPN_CHANNELS, trainable_layers=m.TRAINABLE_LAYERS
+        )
+        retina = m.BACKBONE in SSH_BACKBONES
+        norm_kwargs = (
+            dict(image_mean=[v / 255.0 for v in RETINAFACE_MEAN_RGB], image_std=[1.0 / 255.0] * 3) if retina else {}
         )
         return dict(
             backbone=backbone,
             anchor_sizes=m.ANCHOR_SIZES,
             anchor_ratios=m.ANCHOR_RATIOS,
+            rpn_per_level=retina,
+            centered_anchors=retina,
+            rpn_iou_thresholds=m.RPN_IOU_THRESHOLDS,
+            **norm_kwargs,
             min_size=m.MIN_SIZE,
             max_size=m.MAX_SIZE,
             norm=m.NORM,
@@ -175,6 +211,7 @@ def build_face_rcnn(cfg) -> FaceRCNN:
     model = FaceRCNN(**FaceRCNN.from_config(cfg))
     if cfg.MODEL.PRETRAINED:
         path = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg.MODEL.BACKBONE)
+        check_known_file(path)
         load_pretrained(model, path, cfg.MODEL.BACKBONE)
     return model
 
@@ -229,7 +266,9 @@ def load_pretrained(model: nn.Module, path: str, backbone: str) -> Dict[str, Lis
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not state:
         raise RuntimeError(f"{path}: not a state dict (got {type(data).__name__})")
-    if not any(k.startswith("backbone.") for k in state):  # an ImageNet classifier
+    if is_retinaface_state(state):  # RetinaFace body/FPN/SSH + class/box heads
+        state = retinaface_to_maskface(state)
+    elif not any(k.startswith("backbone.") for k in state):  # an ImageNet classifier
         key_map = imagenet_key_map(backbone)
         state = {nk: v for k, v in state.items() if (nk := key_map(k)) is not None}
     else:

@@ -183,3 +183,42 @@ def test_unpad_face_clips_and_drops_border_faces():
     in_border = np.zeros((20, 40), bool)
     in_border[0:4, 0:8] = True
     assert unpad_face(Face(box=[0.0, 0.0, 8.0, 4.0], score=0.9, mask=in_border), px, py, 20, 10) is None
+
+
+class _BorderOnlyDetector(_FakeDetector):
+    """Finds its face only when the image has a grey border (the corner pixel is the pad grey)
+    and a bright centre (a dark image has no face at all)."""
+
+    def forward(self, images):
+        outs = super().forward(images)
+        for im, out in zip(images, outs):
+            h, w = im.shape[-2:]
+            if abs(float(im[0, 0, 0]) * 255 - 128) > 1 or float(im[0, h // 2, w // 2]) < 0.5:
+                out.update(boxes=out["boxes"][:0], scores=out["scores"][:0], labels=out["labels"][:0], masks=out["masks"][:0])
+        return outs
+
+
+def test_retry_pad_finds_a_frame_filling_face_and_maps_back(tiny_files):
+    p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", max_size=400)
+    p.detector = _BorderOnlyDetector()
+    img = np.full((100, 200, 3), 200, np.uint8)
+    blank = np.full((60, 80, 3), 10, np.uint8)  # no face, with or without a border
+    faces, faces_blank = p.predict_batch([img, blank])
+    # first pass: both images as they are (nothing); the retry: both again with a 25 % border
+    assert p.detector.seen == [(100, 200), (60, 80), (150, 300), (90, 120)]
+    (f,) = faces
+    assert f.box == pytest.approx([25, 12.5, 100, 87.5]) and f.mask.shape == (100, 200)
+    assert faces_blank == [] and p.model_info["retry_pad"] == 0.25
+    p.retry_pad = 0.0  # off: one pass, nothing found
+    p.detector.seen.clear()
+    assert p(img) == [] and p.detector.seen == [(100, 200)]
+    with pytest.raises(ValueError, match="pad must be in"):
+        FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", retry_pad=-1)
+
+
+def test_retry_pad_not_used_when_faces_are_found_or_pad_is_set(tiny_files):
+    p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", max_size=400)
+    p.detector = _FakeDetector()
+    assert len(p(np.zeros((100, 200, 3), np.uint8))) == 1 and p.detector.seen == [(100, 200)]
+    p.pad, p.detector = 0.5, _BorderOnlyDetector()
+    assert len(p(np.full((100, 200, 3), 200, np.uint8))) == 1 and p.detector.seen == [(200, 400)]
