@@ -220,7 +220,8 @@ def _add_group(builder, image_id: int, group: List[Tuple[int, dict]], width: int
             return
         if points is None or (kind == "polygon" and len(points) < 3) or (kind == "rectangle" and len(points) != 2):
             needed = ">= 3" if kind == "polygon" else "2"
-            builder.skip_face(image_id, "malformed shape", where, f"shape #{index}: a {kind} needs {needed} [x, y] points")
+            detail = f"shape #{index}: a {kind} needs {needed} [x, y] points"
+            builder.skip_face(image_id, "malformed shape", where, detail)
             return
         if kind == "polygon":
             polygons.append([round(float(v), 2) for v in points.reshape(-1)])
