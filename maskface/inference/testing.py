@@ -143,3 +143,34 @@ def oversized_image_bytes(fmt: str, width: int, height: int) -> bytes:
     else:
         raise ValueError(f"unknown format {fmt!r}; one of {OVERSIZED_FORMATS}")
     return bytes(data)
+
+
+class PredictorWrapper:
+    """A :class:`FacePredictor` for tests whose model calls (``predict_results`` /
+    ``predict_batch``) go through :meth:`around`; every other attribute (thresholds,
+    ``model_info``, ``device``) reads and writes through to the wrapped predictor.
+
+    Subclasses override :meth:`around` (to record, slow down or interrupt the calls) and set their
+    own attributes with ``object.__setattr__`` in ``__init__``; later assignments to those stay here.
+    """
+
+    def __init__(self, predictor):
+        object.__setattr__(self, "_p", predictor)
+
+    def around(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def predict_results(self, *args, **kwargs):
+        return self.around(self._p.predict_results, *args, **kwargs)
+
+    def predict_batch(self, *args, **kwargs):
+        return self.around(self._p.predict_batch, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+    def __setattr__(self, name, value):
+        if name in self.__dict__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._p, name, value)

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
+from maskface.inference.testing import PredictorWrapper
+
 
 @pytest.fixture(scope="session")
 def tiny_model_files(tmp_path_factory):
@@ -74,19 +76,16 @@ def recorder():
     return CallRecorder
 
 
-class CallRecorder:
-    """Wraps a predictor: records every model call (thread, start, end), optionally slowed down.
-
-    Only ``predict_results`` / ``predict_batch`` are intercepted; everything else (thresholds,
-    model_info, device) reads and writes through to the real predictor."""
+class CallRecorder(PredictorWrapper):
+    """Wraps a predictor: records every model call (thread, start, end), optionally slowed down."""
 
     def __init__(self, predictor, delay: float = 0.0):
-        object.__setattr__(self, "_p", predictor)
+        super().__init__(predictor)
         object.__setattr__(self, "delay", delay)
         object.__setattr__(self, "calls", [])
         object.__setattr__(self, "_lock", threading.Lock())
 
-    def _record(self, fn, *a, **kw):
+    def around(self, fn, *a, **kw):
         start = time.perf_counter()
         try:
             if self.delay:
@@ -95,18 +94,6 @@ class CallRecorder:
         finally:
             with self._lock:
                 self.calls.append((threading.get_ident(), start, time.perf_counter()))
-
-    def predict_results(self, *a, **kw):
-        return self._record(self._p.predict_results, *a, **kw)
-
-    def predict_batch(self, *a, **kw):
-        return self._record(self._p.predict_batch, *a, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._p, name, value)
 
 
 @pytest.fixture

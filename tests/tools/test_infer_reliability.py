@@ -16,6 +16,7 @@ import pytest
 from test_infer import _img, _results, _video, model_args
 from tool_loader import load_tool
 
+from maskface.inference.testing import PredictorWrapper
 from maskface.inference.writers import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,26 +117,19 @@ def test_outputs_respect_umask(tiny, tmp_path):
     assert set(modes.values()) == {0o640}, modes
 
 
-class _SignalAt:
+class _SignalAt(PredictorWrapper):
     """A predictor that sends ``signum`` to this process at its ``at``-th model call (as `kill` would)."""
 
     def __init__(self, predictor, signum, at):
-        self._p, self.signum, self.at, self.calls = predictor, signum, at, 0
+        super().__init__(predictor)
+        for name, value in (("signum", signum), ("at", at), ("calls", 0)):
+            object.__setattr__(self, name, value)
 
-    def _call(self, fn, *a, **kw):
+    def around(self, fn, *a, **kw):
         self.calls += 1
         if self.calls == self.at:
             os.kill(os.getpid(), self.signum)
         return fn(*a, **kw)
-
-    def predict_results(self, *a, **kw):
-        return self._call(self._p.predict_results, *a, **kw)
-
-    def predict_batch(self, *a, **kw):
-        return self._call(self._p.predict_batch, *a, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
