@@ -180,12 +180,15 @@ class WSGIServer:
         if self._closed:
             return
         self._closed = True
-        while self._map:  # closing every socket / trigger ends waitress's I/O loop
-            for dispatcher in list(self._map.values()):
+        for _ in range(100):  # closing every socket / trigger ends waitress's I/O loop
+            if not self._map:
+                break
+            for fd, dispatcher in list(self._map.items()):
                 try:
-                    dispatcher.handle_close()
-                except Exception:  # noqa: BLE001 - already closed by the loop
-                    self._map.pop(getattr(dispatcher, "_fileno", None), None)
+                    dispatcher.close()  # removes itself from the map
+                except OSError:  # already closed by the loop
+                    pass
+                self._map.pop(fd, None)
         self._server.task_dispatcher.shutdown(timeout=5)
 
     server_close = shutdown
