@@ -26,7 +26,8 @@ install_requires = [
 extras = {
     "annotate": ["mediapipe==0.10.14"],  # the last release whose wheel ships face mesh models
     "train": ["tensorboard"],  # TensorBoard scalars next to the JSON-lines metrics log
-    "serve": ["flask>=2.3"],  # tools/serve.py web app and REST API
+    # tools/serve.py web app and REST API, served by waitress (production WSGI server, pure Python)
+    "serve": ["flask>=2.3", "waitress>=3.0"],
 }
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"])

@@ -61,7 +61,9 @@ def _common(parser: argparse.ArgumentParser, output: str = "output COCO face JSO
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="fail at the first malformed record; default: report it (file + line/record), skip and count it",
+        help="fail at the first malformed record, including any face the training loader would reject (e.g. a "
+        "negative box size); default: report it (file + line/record), skip and count it. Either way a run that "
+        "yields no valid image exits 1 and leaves an existing OUTPUT untouched",
     )
     parser.add_argument("--limit", type=int, metavar="N", help="convert only the first N images (quick tries)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -256,6 +258,10 @@ def convert(args: argparse.Namespace) -> dict:
     raise ValueError(f"unknown kind {kind!r}")
 
 
+def _inputs(args: argparse.Namespace) -> List[str]:
+    return list(args.input) if isinstance(args.input, list) else [args.input]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one parsed command; errors propagate as exceptions."""
     if args.kind == "stats":
@@ -279,13 +285,21 @@ def run(args: argparse.Namespace) -> int:
         data = merge_coco([load_coco(p) for p in args.input], names=[Path(p).stem for p in args.input])
     else:
         data = convert(args)
+    if not data["images"]:
+        # Nothing valid came out: writing would replace a good earlier output with an empty dataset.
+        skipped = (data.get("info") or {}).get("skipped") or {}
+        why = ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "the input holds no record"
+        kept = f"; {args.output} was left as it was" if Path(args.output).exists() else "; nothing was written"
+        raise ConversionError(f"{args.kind}: no valid image record in {' '.join(map(str, _inputs(args)))} "
+                              f"(skipped: {why}){kept}")
     write_coco(data, args.output)
     print(format_stats(compute_stats(data), title=f"{args.kind} -> {args.output}"))
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point; returns the exit code: 0 done, 1 conversion error (message on stderr).
+    """Entry point; returns the exit code: 0 done, 1 conversion error (message on stderr), also
+    when no valid record came out (an existing output is then left untouched).
 
     Usage errors exit with argparse's code 2 (``SystemExit``).
     """

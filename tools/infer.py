@@ -10,6 +10,7 @@ Examples:
     python tools/infer.py --input photos/ --output out/ --skip-existing     # resume
     python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # always add a border first
     python tools/infer.py --input photos/ --output out/ --retry-pad 0        # never retry with a border
+    python tools/infer.py --input scans/ --output out/ --max-megapixels 250  # allow bigger images
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 from maskface.inference.padding import check_pad  # noqa: E402
 
 SCHEMA_HELP = """\
@@ -41,7 +43,10 @@ outputs (in --output):
 full schema: maskface/inference/SCHEMA.md
 
 exit status: 0 when every input was processed, 1 when any failed (listed in the summary and
-in results.json "errors"), 2 for bad arguments or a model that cannot be loaded, 130 on Ctrl-C.
+in results.json "errors"), 2 for bad arguments or a model that cannot be loaded, 128 + the
+signal's number when stopped by a signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). However the run
+ends, results.json / results.csv are written from results.jsonl and every input not finished is
+listed in "errors" ("not finished: ..."); --skip-existing then does just those.
 """
 
 
@@ -84,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when an image gives no face (and --pad is 0), detect once more with a grey border of this "
                         "fraction, so a face that fills the whole picture is still found; 0 = never retry "
                         "(default: 0.25)")
+    r.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                   help="refuse images (and video frames) larger than this many megapixels, checked from the "
+                        "file header before decoding, as a per-file error; e.g. --max-megapixels 250 for big "
+                        f"scans, 0 = no cap (trusted files only) (default: {DEFAULT_MAX_PIXELS / 1e6:g})")
     r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
     r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
     r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")
@@ -108,6 +117,8 @@ def main(argv=None) -> int:
         return fail("--output DIR is required")
     if args.batch_size < 1 or args.every_n_frames < 1:
         return fail("--batch-size and --every-n-frames must be >= 1")
+    if not args.max_megapixels >= 0:
+        return fail(f"--max-megapixels must be >= 0 (0 = no cap), got {args.max_megapixels}")
     try:
         check_pad(args.pad)
     except ValueError as e:
@@ -142,8 +153,14 @@ def main(argv=None) -> int:
     runner = InferenceRunner(
         predictor, args.output, batch_size=args.batch_size, vis=not args.no_vis, show=args.show,
         skip_existing=args.skip_existing, every_n_frames=args.every_n_frames, coco=args.coco,
-        track=not args.no_track, max_frames=args.max_frames, progress=not args.quiet)
-    summary = runner.run(inputs, webcam=args.webcam)
+        track=not args.no_track, max_frames=args.max_frames, progress=not args.quiet,
+        max_pixels=int(args.max_megapixels * 1e6) or None)
+    try:
+        summary = runner.run(inputs, webcam=args.webcam)
+    except Exception as e:  # noqa: BLE001 - results.json is written; say what stopped the run
+        print(f"infer.py: error: the run stopped: {type(e).__name__}: {e} (results gathered so far are in "
+              f"{args.output}/results.json, the inputs not finished listed in its errors)", file=sys.stderr)
+        return 1
     print(summary.format())
     return summary.exit_code
 

@@ -5,6 +5,7 @@ Examples:
     python tools/serve.py                                   # http://127.0.0.1:8000, model maskface-lite
     python tools/serve.py --port 8080 --device cuda
     python tools/serve.py --host 0.0.0.0 --max-upload-mb 64 --timeout 300 --max-video-frames 3000
+    python tools/serve.py --max-megapixels 40 --threads 8                # tighter pixel cap, fewer threads
     python tools/serve.py --detector-config cfg.yaml --detector-weights det.pth --no-attributes
     curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
     curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
@@ -18,9 +19,14 @@ python-multipart for uploads) for an OpenAPI generator and a Swagger UI that loa
 default, which this project may not use; the small OpenAPI document is written by hand
 (``maskface/serving/openapi.py``) and rendered by a local page instead.
 
-The server is Werkzeug's threaded server: HTTP requests are handled in parallel, inference runs on
-one worker thread (one model, one request at a time; the rest queue). It binds 127.0.0.1 unless
---host says otherwise; put a reverse proxy (TLS, authentication) in front before exposing it.
+The server is waitress (a production WSGI server, in the ``serve`` extra), not Werkzeug's
+development server: it reads each request fully on its I/O thread (large bodies spooled to disk)
+before an HTTP thread runs it, refuses bodies over the limit before reading them, and closes
+stalled connections. HTTP requests are handled in parallel, inference runs on one worker thread
+(one model, one request at a time; the rest queue). Images are refused from their header when
+they announce more than --max-megapixels (413), before any pixel is decoded; a request that times
+out (504) has its job cancelled. SIGTERM or Ctrl-C stops the server cleanly. It binds 127.0.0.1
+unless --host says otherwise; put a reverse proxy (TLS, authentication) in front before exposing it.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 
 logger = logging.getLogger("maskface.serve")
 
@@ -51,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest accepted video, in frames (default 900: 30 s at 30 fps)")
     s.add_argument("--max-pending", type=int, default=16,
                    help="requests allowed to queue for the model before new ones get 503 (default 16)")
+    s.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                   help="largest accepted image / video frame, in megapixels, read from the file header before "
+                        f"decoding; larger ones get 413 (default {DEFAULT_MAX_PIXELS / 1e6:g}; e.g. 40)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="HTTP threads (default: --max-pending + 4, so a full queue is still answered with 503)")
     s.add_argument("--tmp-dir", default=None, help="parent folder of the per-request temporary files "
                                                     "(default: the system temp folder)")
     m = p.add_argument_group("model (loaded once, at start-up)")
@@ -74,10 +87,13 @@ def main(argv=None) -> int:
         return fail(f"--port must be in 0..65535, got {args.port}")
     if args.max_upload_mb <= 0 or args.timeout <= 0 or args.max_video_frames < 1 or args.max_pending < 1:
         return fail("--max-upload-mb and --timeout must be > 0, --max-video-frames and --max-pending >= 1")
+    if not args.max_megapixels > 0 or (args.threads is not None and args.threads < 1):
+        return fail("--max-megapixels must be > 0 and --threads >= 1")
     try:
         import flask  # noqa: F401
-    except ImportError:
-        return fail('Flask is not installed; pip install -e ".[serve]"')
+        import waitress  # noqa: F401
+    except ImportError as e:
+        return fail(f'{e.name} is not installed; pip install -e ".[serve]"')
 
     from maskface.engine.utils import setup_logging
     from maskface.serving.app import create_app, make_server
@@ -90,15 +106,21 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         return fail(f"cannot load the model: {e}")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), timeout_s=args.timeout,
-                    max_video_frames=args.max_video_frames, max_pending=args.max_pending)
+                    max_video_frames=args.max_video_frames, max_pending=args.max_pending,
+                    max_pixels=int(args.max_megapixels * 1e6))
     app = create_app(predictor, limits=limits, tmp_dir=args.tmp_dir)
     try:
-        server = make_server(app, args.host, args.port)
+        server = make_server(app, args.host, args.port, threads=args.threads)
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {e}")
     host = f"[{args.host}]" if ":" in args.host else args.host
     logger.info("%r ready", predictor)
     logger.info("serving on http://%s:%d/  (API docs: /api/docs; Ctrl-C stops)", host, server.server_port)
+
+    def stop(signum, frame):  # SIGTERM (kill, systemd, Kubernetes) stops as cleanly as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -106,6 +128,7 @@ def main(argv=None) -> int:
     finally:
         server.server_close()
         app.extensions["maskface"].close()
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

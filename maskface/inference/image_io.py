@@ -8,22 +8,32 @@ Every image that enters MaskFace goes through :func:`load_image` (files) or
 * grayscale, palette, RGBA/LA (composited over white), 16-bit and 32-bit integer/float
   images and CMYK JPEGs are converted to 8-bit RGB;
 * zero-byte, truncated, corrupt or unsupported files raise :class:`ImageLoadError` whose
-  message names the file and what is wrong.
+  message names the file and what is wrong (missing, permission denied, symbolic-link loop...);
+* an image with more pixels than ``max_pixels`` (:data:`DEFAULT_MAX_PIXELS` unless told) raises
+  :class:`ImageTooLarge` *before* any pixel is decoded: the size is read from the file header
+  (Pillow's lazy open, or this module's TIFF reader for the files only OpenCV decodes), so a
+  small file that decodes to gigabytes (a "decompression bomb") costs nothing.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import struct
+import warnings
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __all__ = [
     "IMAGE_EXTS",
     "VIDEO_EXTS",
+    "DEFAULT_MAX_PIXELS",
     "ImageLoadError",
+    "ImageTooLarge",
+    "image_header_size",
+    "check_pixel_count",
     "InputSpecError",
     "load_image",
     "to_rgb_array",
@@ -40,6 +50,22 @@ VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
 
 class ImageLoadError(ValueError):
     """An image file cannot be used; the message says which file and why."""
+
+
+# 100 megapixels: a 12000 x 8000 photo still loads, a decompression bomb does not. Decoding needs
+# about 3 bytes per pixel (8 for 16-bit files, converted through float64), i.e. 0.3-0.8 GB here.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+class ImageTooLarge(ImageLoadError):
+    """An image has more pixels than allowed; raised from its header, before decoding.
+
+    Attributes: ``pixels`` (width x height), ``max_pixels`` (the limit it broke).
+    """
+
+    def __init__(self, message: str, pixels: int, max_pixels: int):
+        super().__init__(message)
+        self.pixels, self.max_pixels = pixels, max_pixels
 
 
 class InputSpecError(ValueError):
@@ -81,31 +107,135 @@ def _pil_to_rgb(img) -> np.ndarray:
     return np.asarray(img)
 
 
-def load_image(path: Union[str, Path]) -> np.ndarray:
-    """Read an image file as ``H x W x 3`` uint8 RGB with EXIF orientation applied.
+# header-only sizes ---------------------------------------------------------------------------------
+
+
+def _tiff_size(f) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` of the first page of a classic or Big TIFF, from its first IFD only."""
+    f.seek(0)
+    head = f.read(16)
+    if head[:2] not in (b"II", b"MM") or len(head) < 8:
+        return None
+    e = "<" if head[:2] == b"II" else ">"
+    (magic,) = struct.unpack(e + "H", head[2:4])
+    if magic == 42:  # classic: 2-byte entry count, 12-byte entries, 4-byte value field
+        (ifd,) = struct.unpack(e + "I", head[4:8])
+        count_fmt, entry_size, value_at = "H", 12, 8
+    elif magic == 43 and len(head) >= 16:  # BigTIFF: 8-byte count, 20-byte entries, 8-byte value field
+        (ifd,) = struct.unpack(e + "Q", head[8:16])
+        count_fmt, entry_size, value_at = "Q", 20, 12
+    else:
+        return None
+    f.seek(ifd)
+    raw = f.read(struct.calcsize(count_fmt))
+    if len(raw) != struct.calcsize(count_fmt):
+        return None
+    (n,) = struct.unpack(e + count_fmt, raw)
+    entries = f.read(min(n, 4096) * entry_size)
+    dims = {}
+    for k in range(len(entries) // entry_size):
+        entry = entries[k * entry_size:(k + 1) * entry_size]
+        tag, kind = struct.unpack(e + "HH", entry[:4])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3), LONG (4) or LONG8 (16)
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt:
+                dims[tag] = struct.unpack(e + fmt, entry[value_at:value_at + struct.calcsize(fmt)])[0]
+    return (int(dims[256]), int(dims[257])) if len(dims) == 2 else None
+
+
+def image_header_size(path: Union[str, Path]) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` in px of an image file read from its header alone (no pixel is
+    decoded), or ``None`` when no reader recognises the header.
+
+    Pillow's lazy open covers every format Pillow knows; TIFF variants it cannot identify (the
+    ones OpenCV then decodes, e.g. 32-bit float RGB) are read by a small IFD parser here.
 
     Raises:
-        ImageLoadError: missing, empty, truncated, corrupt or unsupported file.
+        ImageTooLarge: Pillow refuses the header itself (over twice ``PIL.Image.MAX_IMAGE_PIXELS``,
+            about 179 megapixels), giving only the pixel count.
+    """
+    import re
+
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides
+        try:
+            with Image.open(path) as img:
+                return tuple(img.size)
+        except Image.DecompressionBombError as e:  # past Pillow's own hard cap (~179 MP)
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+            raise ImageTooLarge(f"{path}: image too large to decode safely ({e})",
+                                int(m.group(1)) if m else limit + 1, limit) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
+            pass
+    try:
+        with open(path, "rb") as f:
+            return _tiff_size(f)
+    except (OSError, struct.error):
+        return None
+
+
+def check_pixel_count(path: Union[str, Path], max_pixels: Optional[int]) -> Optional[Tuple[int, int]]:
+    """Refuse ``path`` when its header announces more than ``max_pixels`` pixels.
+
+    Returns the header's ``(width, height)`` (``None`` when no reader recognises it).
+
+    Raises:
+        ImageTooLarge: more than ``max_pixels`` pixels (``None`` or 0 = no cap).
+    """
+    try:
+        size = image_header_size(path)
+    except ImageTooLarge as e:  # Pillow's own hard cap: only the pixel count is known
+        limit = min(max_pixels or e.max_pixels, e.max_pixels)
+        raise ImageTooLarge(f"{path}: image too large: {e.pixels / 1e6:.3g} megapixels; the limit is "
+                            f"{limit / 1e6:.3g} megapixels", e.pixels, limit) from None
+    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise ImageTooLarge(f"{path}: image too large: {w} x {h} px = {w * h / 1e6:.3g} megapixels; the limit is "
+                            f"{max_pixels / 1e6:.3g} megapixels", w * h, max_pixels)
+    return size
+
+
+def load_image(path: Union[str, Path], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as ``H x W x 3`` uint8 RGB with EXIF orientation applied.
+
+    Args:
+        max_pixels: refuse images with more pixels (width x height) than this, from the header,
+            before decoding (``None`` = no cap, for trusted files only).
+
+    Raises:
+        ImageTooLarge: over ``max_pixels``.
+        ImageLoadError: missing, unreadable (permission, symbolic-link loop), empty, truncated,
+            corrupt or unsupported file; with a cap, also a file only OpenCV might decode whose
+            header no reader recognises (its size cannot be checked, so it is not decoded).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from maskface.utils.io import file_problem
+
     path = str(path)
-    if not os.path.exists(path):
-        raise ImageLoadError(f"{path}: file not found")
-    if os.path.isdir(path):
-        raise ImageLoadError(f"{path}: is a folder, not an image")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    problem = file_problem(path)
+    if problem is not None:
+        raise ImageLoadError(f"{path}: {problem}")
+    header = check_pixel_count(path, max_pixels)
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # also forces the decode
-            img.load()
-            arr = _pil_to_rgb(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked above
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)  # also forces the decode
+                img.load()
+                arr = _pil_to_rgb(img)
     except UnidentifiedImageError:
+        if header is None and max_pixels:
+            raise ImageLoadError(f"{path}: not a recognised image format (corrupt or not an image; its size "
+                                 "cannot be read from the header, so it is not decoded)") from None
         arr = _cv2_fallback(path, "not a recognised image format (corrupt or not an image)")
     except Image.DecompressionBombError as e:
         raise ImageLoadError(f"{path}: image too large to decode safely ({e})") from None
+    except MemoryError:
+        raise ImageLoadError(f"{path}: out of memory while decoding (image too large?)") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated data, broken headers
         # No OpenCV fallback here: it would "decode" a truncated JPEG as a half-grey picture.
         raise ImageLoadError(f"{path}: corrupt or truncated image ({e})") from None
@@ -187,14 +317,17 @@ def resize_max_side(image: np.ndarray, max_size: int | None) -> Tuple[np.ndarray
 
 
 def collect_inputs(spec: Union[str, Path, Sequence[Union[str, Path]]]) -> List[Tuple[str, str]]:
-    """Expand an ``--input`` into ``[(path, kind)]`` with kind ``"image"`` or ``"video"``.
+    """Expand an ``--input`` into ``[(path, kind)]`` with kind ``"image"``, ``"video"`` or
+    ``"unreadable"`` (a sub-folder that cannot be listed, e.g. no permission: the runner reports
+    it as a failed input rather than skipping it silently).
 
     ``spec`` may be one file (any extension: an unknown one is tried as an image, so the user
     gets a clear per-file error), a folder (searched recursively for image and video files,
-    sorted), a glob pattern (``"shots/**/*.jpg"``), or a list of these.
+    sorted), a glob pattern (``"shots/**/*.jpg"``), or a list of these. A file reached twice
+    (the same file spelled two ways, or through a symbolic link) is listed once.
 
     Raises:
-        InputSpecError: nothing exists / matched.
+        InputSpecError: nothing exists / matched, or the folder itself cannot be read.
     """
     if isinstance(spec, (list, tuple)):
         out: List[Tuple[str, str]] = []
@@ -202,14 +335,22 @@ def collect_inputs(spec: Union[str, Path, Sequence[Union[str, Path]]]) -> List[T
             out.extend(collect_inputs(s))
         seen, uniq = set(), []
         for p, k in out:
-            if p not in seen:
-                seen.add(p)
+            key = os.path.realpath(p)
+            if key not in seen:
+                seen.add(key)
                 uniq.append((p, k))
         return uniq
     spec = str(spec)
     if os.path.isdir(spec):
         found = []
-        for root, dirs, files in os.walk(spec):
+        unreadable: List[Tuple[str, str]] = []
+
+        def on_error(e: OSError) -> None:
+            if os.path.realpath(e.filename or spec) == os.path.realpath(spec):
+                raise InputSpecError(f"{spec}: cannot read folder ({e.strerror or e})")
+            unreadable.append((str(e.filename), "unreadable"))
+
+        for root, dirs, files in os.walk(spec, onerror=on_error):
             dirs.sort()
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for f in sorted(files):
@@ -220,11 +361,11 @@ def collect_inputs(spec: Union[str, Path, Sequence[Union[str, Path]]]) -> List[T
                     found.append((p, "image"))
                 elif is_video_file(p):
                     found.append((p, "video"))
-        if not found:
+        if not found and not unreadable:
             raise InputSpecError(f"{spec}: folder contains no image or video files "
                                  f"(looked for {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})")
-        return found
-    if os.path.isfile(spec):
+        return found + unreadable
+    if os.path.isfile(spec) or os.path.lexists(spec):  # lexists: a broken or looping link gets a per-file error
         return [(spec, "video" if is_video_file(spec) else "image")]
     if glob.has_magic(spec):
         matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))

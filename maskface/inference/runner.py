@@ -10,16 +10,25 @@ This is what ``tools/infer.py`` runs (the tool only parses arguments). Output fo
     config.yaml          merged detector config; attributes_config.yaml: attribute-net config
     vis/<input path relative to the inputs' common folder>   annotated images / .mp4 videos
 
-Every input that fails (unreadable image, video that cannot be opened or ends early, a
-prediction error) is reported with its file and reason, the rest are still processed, and the
-summary's ``exit_code`` is non-zero.
+Every input that fails (unreadable image or sub-folder, an image over the pixel cap, a video
+that cannot be opened or ends early, a prediction error) is reported with its file and reason,
+the rest are still processed, and the summary's ``exit_code`` is non-zero.
+
+However a run ends (done, Ctrl-C / SIGINT, SIGTERM, SIGHUP, or an unexpected error),
+``results.json`` and ``results.csv`` are rebuilt from ``results.jsonl``, and every input that was
+not finished is listed in ``errors`` (``"not finished: ..."``), so ``--skip-existing`` redoes
+exactly those. A video cut short keeps its frames' results; its annotated video is left as
+``vis/<name>.partial.mp4``, never under its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +36,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from maskface.inference.image_io import ImageLoadError, load_image, rgb_to_bgr
+from maskface.inference.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image, rgb_to_bgr
 from maskface.inference.results import ImageResult
 from maskface.inference.video import VideoOpenError, VideoReader, VideoWriter, process_video
 from maskface.inference.visualize import draw_faces
@@ -42,9 +51,19 @@ from maskface.utils.io import atomic_write, load_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunSummary", "InferenceRunner", "display_available"]
+__all__ = ["RunSummary", "InferenceRunner", "RunInterrupted", "display_available"]
 
 VIS_DIR = "vis"
+# What stops a run early and cleanly: Ctrl-C, `kill` / `timeout` / systemd / Kubernetes, a closed terminal.
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A stop signal arrived during a run; ``signum`` says which (exit status 128 + signum)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def display_available() -> Tuple[bool, str]:
@@ -68,11 +87,13 @@ class RunSummary:
     outputs: Dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     interrupted: bool = False
+    signum: int = int(signal.SIGINT)  # the signal that interrupted the run
 
     @property
     def exit_code(self) -> int:
+        """0 done, 1 some input failed, 128 + signal number when interrupted (130 Ctrl-C, 143 SIGTERM)."""
         if self.interrupted:
-            return 130
+            return 128 + self.signum
         return 1 if self.errors else 0
 
     def format(self) -> str:
@@ -80,7 +101,8 @@ class RunSummary:
             f"MaskFace: {self.images} image(s), {self.videos} video(s) / {self.frames} frame(s), "
             f"{self.faces} face(s), {len(self.errors)} error(s)"
             + (f", {self.skipped} input(s) skipped (already done)" if self.skipped else "")
-            + f" in {self.seconds:.1f} s" + (" -- INTERRUPTED" if self.interrupted else ""),
+            + f" in {self.seconds:.1f} s"
+            + (f" -- INTERRUPTED ({signal.Signals(self.signum).name})" if self.interrupted else ""),
         ]
         for e in self.errors[:20]:
             lines.append(f"  error: {e['file']}: {e['error']}")
@@ -108,11 +130,14 @@ class InferenceRunner:
         track: track faces in videos (stable ``track_id``, smoothed attributes).
         max_frames: stop each video / webcam after this many frames.
         progress: show tqdm progress bars.
+        max_pixels: images (and video frames) with more pixels are refused from their header,
+            before decoding, as a per-file error (``None`` = no cap).
     """
 
     def __init__(self, predictor, output_dir: str, batch_size: int = 4, vis: bool = True, show: bool = False,
                  skip_existing: bool = False, every_n_frames: int = 1, coco: bool = False, track: bool = True,
-                 max_frames: Optional[int] = None, progress: bool = True):
+                 max_frames: Optional[int] = None, progress: bool = True,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if every_n_frames < 1:
@@ -128,8 +153,10 @@ class InferenceRunner:
         self.track = track
         self.max_frames = max_frames
         self.progress = progress
+        self.max_pixels = max_pixels
         self._window = False
         self._stop = False
+        self._handled: Set[str] = set()  # inputs of this run with a final record (result, error, complete)
 
     # paths -------------------------------------------------------------------------------------------
     @property
@@ -144,8 +171,8 @@ class InferenceRunner:
             if rel.startswith(".."):
                 rel = Path(file).name
         p = self.out / VIS_DIR / rel
-        if video:
-            return p.with_suffix(".mp4")
+        if video:  # a.avi -> a.avi.mp4, so a.avi and a.mp4 of one folder never write the same file
+            return p if p.suffix.lower() == ".mp4" else p.with_name(p.name + ".mp4")
         # Keep the input's name; formats OpenCV may not write get ".png" appended (a.tif -> a.tif.png,
         # so a.tif and a.png never collide).
         return p if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else p.with_name(p.name + ".png")
@@ -192,9 +219,11 @@ class InferenceRunner:
                 self.show = False
         done = self._prepare_log()
         self._save_configs(summary)
+        # Compared as real paths: "img.jpg", "./img.jpg" and "/abs/img.jpg" are one input.
+        done = {os.path.realpath(p) for p in done}
         todo = []
         for p, kind in inputs:
-            if p in done:
+            if os.path.realpath(p) in done:
                 summary.skipped += 1
             else:
                 todo.append((p, kind))
@@ -203,26 +232,51 @@ class InferenceRunner:
         files = [p for p, _ in inputs]
         root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files]) if files else None
         log = JsonlWriter(self.jsonl_path, append=True)
-        try:
-            images = [p for p, k in todo if k == "image"]
-            videos = [p for p, k in todo if k == "video"]
-            if images:
-                self._run_images(images, root, log, summary)
-            for v in videos:
-                if self._stop:
-                    break
-                self._run_video(v, v, root, log, summary)
-            if webcam is not None and not self._stop:
-                self._run_video(int(webcam), f"webcam:{webcam}", None, log, summary, camera=True)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            logger.warning("interrupted: writing the results gathered so far")
-        finally:
-            log.close()
-            self._close_window()
-            self._finalize(summary)
-            summary.seconds = time.perf_counter() - t0
+        self._handled = set()
+        failure: Optional[BaseException] = None
+        with _stop_signals_raise():
+            try:
+                for p in (p for p, k in todo if k == "unreadable"):
+                    self._error(log, summary, p, f"cannot read folder ({_listing_problem(p)}); its files were "
+                                                 "not processed")
+                images = [p for p, k in todo if k == "image"]
+                videos = [p for p, k in todo if k == "video"]
+                if images:
+                    self._run_images(images, root, log, summary)
+                for v in videos:
+                    if self._stop:
+                        break
+                    self._run_video(v, v, root, log, summary)
+                if webcam is not None and not self._stop:
+                    self._run_video(int(webcam), f"webcam:{webcam}", None, log, summary, camera=True)
+            except KeyboardInterrupt as e:
+                summary.interrupted = True
+                summary.signum = getattr(e, "signum", int(signal.SIGINT))
+                logger.warning("interrupted (%s): writing the results gathered so far",
+                               signal.Signals(summary.signum).name)
+                self._list_unfinished(todo, log, summary, f"the run was interrupted "
+                                                          f"({signal.Signals(summary.signum).name})")
+            except Exception as e:  # noqa: BLE001 - finish the outputs, then let the caller see it
+                failure = e
+                self._list_unfinished(todo, log, summary, f"the run stopped on an error "
+                                                          f"({type(e).__name__}: {e})")
+            finally:
+                # a second signal while the outputs are written is noted, not obeyed (see _stop_signals_raise)
+                with _stop_signals_deferred():
+                    log.close()
+                    self._close_window()
+                    self._finalize(summary)
+                    summary.seconds = time.perf_counter() - t0
+        if failure is not None:
+            raise failure
         return summary
+
+    def _list_unfinished(self, todo: Sequence[Tuple[str, str]], log: JsonlWriter, summary: RunSummary,
+                         why: str) -> None:
+        """An error record for every input of ``todo`` that got no final record in this run."""
+        for p, _ in todo:
+            if p not in self._handled:
+                self._error(log, summary, p, f"not finished: {why}; run again with --skip-existing to do it")
 
     def _save_configs(self, summary: RunSummary) -> None:
         from maskface.engine.utils import save_config
@@ -234,6 +288,7 @@ class InferenceRunner:
 
     def _error(self, log: JsonlWriter, summary: RunSummary, file: str, msg: str) -> None:
         rec = {"file": str(file), "error": str(msg)}
+        self._handled.add(str(file))
         summary.errors.append(rec)
         log.write(rec)
         logger.error("%s: %s", file, msg)
@@ -247,7 +302,7 @@ class InferenceRunner:
                 if self._stop:
                     break
                 try:
-                    batch.append((p, load_image(p)))
+                    batch.append((p, load_image(p, max_pixels=self.max_pixels)))
                 except ImageLoadError as e:
                     msg = str(e)
                     self._error(log, summary, p, msg[len(p) + 2:] if msg.startswith(p + ": ") else msg)
@@ -281,6 +336,7 @@ class InferenceRunner:
             return
         for res, rgb in zip(results, rgbs):
             log.write(res)
+            self._handled.add(res.file)
             summary.images += 1
             summary.faces += len(res.faces)
             if self.vis or self.show:
@@ -307,7 +363,7 @@ class InferenceRunner:
     def _run_video(self, source, name: str, root: Optional[str], log: JsonlWriter, summary: RunSummary,
                    camera: bool = False) -> None:
         try:
-            reader = VideoReader(source, max_frames=self.max_frames)
+            reader = VideoReader(source, max_frames=self.max_frames, max_pixels=self.max_pixels)
         except VideoOpenError as e:
             msg = str(e)
             self._error(log, summary, name, msg[len(name) + 2:] if msg.startswith(name + ": ") else msg)
@@ -315,7 +371,7 @@ class InferenceRunner:
         writer = None
         summary.videos += 1
         bar = _tqdm(total=reader.total, unit="frame", desc=Path(name).name, disable=not self.progress)
-        failed = False
+        failed = interrupted = False
         try:
             if self.vis:
                 vpath = self._vis_path(name, root, video=True) if not camera else \
@@ -342,11 +398,15 @@ class InferenceRunner:
                     bar.set_postfix(faces=summary.faces)
                 if self._stop:
                     break
-        except KeyboardInterrupt:
-            if camera:  # Ctrl-C is how a webcam session ends
+        except KeyboardInterrupt as e:
+            if camera and getattr(e, "signum", signal.SIGINT) == signal.SIGINT:  # how a webcam session ends
                 logger.info("webcam stopped")
             else:
-                failed = True
+                failed = interrupted = True
+                kept = f"; the annotated video so far is {writer.partial_path}" if writer is not None else ""
+                self._error(log, summary, name, f"not finished: interrupted ({e}) after frame {reader.frames_read}; "
+                                                f"the results of the frames read are kept{kept}; run again with "
+                                                "--skip-existing to redo it")
                 raise
         except Exception as e:  # noqa: BLE001 - report, keep going with the next input
             failed = True
@@ -355,7 +415,8 @@ class InferenceRunner:
             bar.close()
             reader.close()
             if writer is not None:
-                writer.close(commit=True)
+                # an interrupted video never takes its final name: it stays <name>.partial.mp4
+                writer.close(commit=not interrupted, keep_partial=True)
                 summary.outputs.setdefault("annotated", str(self.out / VIS_DIR))
         if failed:
             return
@@ -364,6 +425,7 @@ class InferenceRunner:
                                             "(truncated or corrupt file); results of the frames read are kept")
         elif not camera and not self._stop:
             log.write({"file": name, "complete": True, "frames": reader.frames_read})
+            self._handled.add(name)
 
     # display ----------------------------------------------------------------------------------------------
     def _show(self, bgr: np.ndarray, wait: int = 1) -> None:
@@ -412,6 +474,50 @@ class InferenceRunner:
             summary.outputs["annotated"] = str(self.out / VIS_DIR)
         # the summary's order: results first, configs last
         summary.outputs = dict(sorted(summary.outputs.items(), key=lambda kv: "config" in kv[0]))
+
+
+def _listing_problem(folder: str) -> str:
+    try:
+        os.listdir(folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    return "it could not be listed when the inputs were collected"
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGINT / SIGTERM / SIGHUP raise :class:`RunInterrupted` in the main
+    thread, so the run ends through its ``finally`` (results.json written) instead of dying.
+    Elsewhere than the main thread (signals cannot be handled there) it does nothing."""
+    def raise_interrupted(signum, frame):
+        raise RunInterrupted(signum)
+
+    with _signal_handlers(raise_interrupted):
+        yield
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """Within the block, stop signals are logged and ignored: the final files are being written."""
+    def note(signum, frame):
+        logger.warning("%s received while writing the final results; finishing them first",
+                       signal.Signals(signum).name)
+
+    with _signal_handlers(note):
+        yield
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _tqdm(**kw):

@@ -83,3 +83,94 @@ def session_tiny_models(tmp_path_factory) -> TinyModelFiles:
     if all(Path(p).is_file() for p in vars(files).values()):
         return files
     return write_tiny_models(d)
+
+
+# decompression bombs ------------------------------------------------------------------------------
+
+#: Formats :func:`oversized_image_bytes` writes (the upload formats of the web app, plus GIF and PPM).
+OVERSIZED_FORMATS = ("png", "jpeg", "bmp", "tiff", "webp", "gif", "ppm")
+
+
+def oversized_image_bytes(fmt: str, width: int, height: int) -> bytes:
+    """A small, valid-looking file of format ``fmt`` whose header announces ``width x height`` px.
+
+    A real 4 x 4 picture is encoded and its header's size fields rewritten (CRCs fixed), so
+    header readers see a huge image while the file stays a few hundred bytes: what a
+    decompression bomb looks like before decoding. Decoding it would fail (or allocate
+    ``width * height * 3`` bytes), so it is only for tests of size checks made *before* decoding.
+    Width and height must fit the format's fields (16 bits for JPEG / GIF, 14 for WebP).
+    """
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    small = Image.fromarray(np.full((4, 4, 3), 128, np.uint8))
+    buf = io.BytesIO()
+    options = {"lossless": True} if fmt == "webp" else {}  # VP8L: its size fields are simple to rewrite
+    small.save(buf, format={"jpeg": "JPEG", "ppm": "PPM"}.get(fmt, fmt.upper()), **options)
+    data = bytearray(buf.getvalue())
+    if fmt == "png":  # IHDR right after the signature: width, height (big-endian) then its CRC
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    elif fmt == "jpeg":  # SOF0 / SOF2: FF C0|C2, length, precision, height, width
+        k = next(i for i in range(2, len(data) - 9) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+        data[k + 5:k + 9] = struct.pack(">HH", height, width)
+    elif fmt == "bmp":
+        data[18:26] = struct.pack("<ii", width, height)
+    elif fmt == "gif":  # logical screen and the first image descriptor
+        data[6:10] = struct.pack("<HH", width, height)
+        k = data.index(b"\x2c", 13)
+        data[k + 5:k + 9] = struct.pack("<HH", width, height)
+    elif fmt == "webp":  # lossless VP8L: 14-bit width-1 and height-1 after the 0x2f signature
+        assert data[12:16] == b"VP8L", "Pillow wrote a lossy WebP; expected lossless for a 4 x 4 picture"
+        bits = (width - 1) | ((height - 1) << 14) | (int.from_bytes(data[21:25], "little") & ~((1 << 28) - 1))
+        data[21:25] = bits.to_bytes(4, "little")
+    elif fmt == "tiff":  # classic little-endian TIFF: rewrite the ImageWidth / ImageLength entries
+        (ifd,) = struct.unpack("<I", data[4:8])
+        (n,) = struct.unpack("<H", data[ifd:ifd + 2])
+        for k in range(n):
+            at = ifd + 2 + 12 * k
+            tag, kind = struct.unpack("<HH", data[at:at + 4])
+            if tag in (256, 257):
+                value = width if tag == 256 else height
+                data[at + 8:at + 12] = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+    elif fmt == "ppm":
+        header_end = data.index(b"255\n") + 4
+        data = bytearray(f"P6\n{width} {height}\n255\n".encode("ascii")) + data[header_end:]
+    else:
+        raise ValueError(f"unknown format {fmt!r}; one of {OVERSIZED_FORMATS}")
+    return bytes(data)
+
+
+class PredictorWrapper:
+    """A :class:`FacePredictor` for tests whose model calls (``predict_results`` /
+    ``predict_batch``) go through :meth:`around`; every other attribute (thresholds,
+    ``model_info``, ``device``) reads and writes through to the wrapped predictor.
+
+    Subclasses override :meth:`around` (to record, slow down or interrupt the calls) and set their
+    own attributes with ``object.__setattr__`` in ``__init__``; later assignments to those stay here.
+    """
+
+    def __init__(self, predictor):
+        object.__setattr__(self, "_p", predictor)
+
+    def around(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def predict_results(self, *args, **kwargs):
+        return self.around(self._p.predict_results, *args, **kwargs)
+
+    def predict_batch(self, *args, **kwargs):
+        return self.around(self._p.predict_batch, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+    def __setattr__(self, name, value):
+        if name in self.__dict__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._p, name, value)

@@ -21,10 +21,11 @@ import numpy as np
 
 from maskface.inference.results import Face
 from maskface.inference.tracking import AttributeSmoother, FaceTracker
+from maskface.utils.io import file_problem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoOpenError", "VideoReader", "VideoWriter", "FrameResult", "process_video"]
+__all__ = ["VideoOpenError", "VideoTooLarge", "VideoReader", "VideoWriter", "FrameResult", "process_video"]
 
 DEFAULT_FPS = 30.0
 
@@ -33,12 +34,18 @@ class VideoOpenError(RuntimeError):
     """A video file or camera cannot be opened / read."""
 
 
+class VideoTooLarge(VideoOpenError):
+    """A stream's frames have more pixels than allowed (checked before the first frame is decoded)."""
+
+
 class VideoReader:
     """Frames of a video file or a camera, as BGR uint8 arrays.
 
     Args:
         source: a video path, or a camera index (``int``).
         max_frames: stop after this many frames (``None`` = to the end; useful for webcams).
+        max_pixels: refuse a stream whose frames have more pixels (width x height, from the
+            container, before the first frame is decoded); ``None`` = no cap.
 
     Attributes:
         fps, width, height: stream properties (``fps`` falls back to 30 when unknown).
@@ -46,17 +53,16 @@ class VideoReader:
         frames_read: frames delivered so far.
     """
 
-    def __init__(self, source: Union[str, int], max_frames: Optional[int] = None):
+    def __init__(self, source: Union[str, int], max_frames: Optional[int] = None, max_pixels: Optional[int] = None):
         import cv2
 
         self.source = source
         self.is_camera = isinstance(source, int)
         self.name = f"webcam:{source}" if self.is_camera else str(source)
         if not self.is_camera:
-            if not os.path.exists(source):
-                raise VideoOpenError(f"{source}: file not found")
-            if os.path.getsize(source) == 0:
-                raise VideoOpenError(f"{source}: empty file (0 bytes)")
+            problem = file_problem(source)
+            if problem is not None:
+                raise VideoOpenError(f"{source}: {problem}")
         self._cap = cv2.VideoCapture(source)
         if not self._cap.isOpened():
             self._cap.release()
@@ -67,6 +73,11 @@ class VideoReader:
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if max_pixels and self.width * self.height > max_pixels:
+            self._cap.release()
+            raise VideoTooLarge(f"{self.name}: frames too large: {self.width} x {self.height} px = "
+                                 f"{self.width * self.height / 1e6:.3g} megapixels; the limit is "
+                                 f"{max_pixels / 1e6:.3g} megapixels")
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 and not self.is_camera else 0
         self.max_frames = max_frames
@@ -130,9 +141,9 @@ class VideoReader:
 
 
 class VideoWriter:
-    """``cv2.VideoWriter`` (mp4v) writing to a temp file, renamed to ``path`` on :meth:`close`
-    (atomic: an interrupted run leaves no truncated video under the final name, unless
-    ``keep_partial`` on failure)."""
+    """``cv2.VideoWriter`` (mp4v) writing to a temp file ``<name>.partial.mp4``, renamed to
+    ``path`` by ``close(commit=True)`` (atomic: an interrupted run leaves no truncated video
+    under the final name; ``close(commit=False, keep_partial=True)`` keeps the partial file)."""
 
     def __init__(self, path: str, fps: float, size: tuple, fourcc: str = "mp4v"):
         import cv2
@@ -156,15 +167,21 @@ class VideoWriter:
         self._w.write(np.ascontiguousarray(frame_bgr))
         self.frames += 1
 
-    def close(self, commit: bool = True) -> None:
+    def close(self, commit: bool = True, keep_partial: bool = False) -> None:
+        """Finish the file: ``commit`` renames it to ``path``; otherwise it is deleted, or kept
+        as :attr:`partial_path` with ``keep_partial``."""
         if self._w is None:
             return
         self._w.release()
         self._w = None
         if commit:
             os.replace(self._tmp, self.path)
-        elif os.path.exists(self._tmp):
+        elif os.path.exists(self._tmp) and not keep_partial:
             os.unlink(self._tmp)
+
+    @property
+    def partial_path(self) -> str:
+        return self._tmp
 
 
 @dataclass

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from maskface.utils.io import load_json, save_json
+from maskface.utils.io import current_umask, load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +241,7 @@ def fetch_weights(rel: Optional[str], sha256: Optional[str] = None, url: Optiona
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Downloading %s from %s to %s", what, url, target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=str(target.parent))
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would ignore the umask
     os.close(fd)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:

@@ -12,8 +12,9 @@ Routes:
 * ``GET  /api/v1/openapi.json``   OpenAPI 3.0 description; ``GET /api/docs`` renders it
 
 Every API error is JSON ``{"error": short reason, "detail": what to do}`` with a 4xx/5xx status:
-400 bad field / empty file, 413 too large (bytes or video frames), 415 not an image or video by
-content, 422 undecodable, 503 queue full, 504 time-out.
+400 bad field / empty file, 413 too large (bytes, pixels from the image header, video frames),
+415 not an image or video by content, 422 undecodable, 503 queue full, 504 time-out (the job is
+then cancelled: it stops at its next stage boundary or frame).
 
 All assets are served from this package (``static/``, ``templates/``); a Content-Security-Policy
 of ``'self'`` keeps it that way.
@@ -35,7 +36,7 @@ from maskface.serving.worker import JobTimeout, ServerBusy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app", "make_server"]
+__all__ = ["create_app", "make_server", "WSGIServer"]
 
 _FORM_SLACK = 1 << 20  # multipart boundaries and the small form fields, on top of the file itself
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
@@ -145,16 +146,68 @@ def create_app(predictor, limits: Optional[Limits] = None, tmp_dir: Optional[str
     return app
 
 
-def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000):
-    """A threaded WSGI server (Werkzeug) for ``app``; ``port=0`` picks a free port
+class WSGIServer:
+    """The app served by waitress (a production WSGI server from PyPI, the ``serve`` extra).
+
+    Waitress reads each request completely (bodies over 512 KB spooled to a temporary file, not
+    memory) on its I/O thread before a worker thread runs the app, so slow or stalled clients
+    never hold a worker; bodies over the app's own limit are refused with 413 before they are
+    read, and idle connections close after ``channel_timeout`` seconds. ``threads`` HTTP threads
+    run requests; inference still happens on the service's single worker thread.
+
+    Same interface as Werkzeug's server: :attr:`server_port`, :meth:`serve_forever`,
+    :meth:`shutdown` (from another thread), :meth:`server_close`.
+    """
+
+    def __init__(self, app: Flask, host: str, port: int, threads: int, max_body_bytes: int,
+                 channel_timeout: int = 30):
+        from waitress.server import create_server
+
+        self._map: dict = {}
+        self._server = create_server(app, map=self._map, host=host, port=port, threads=threads,
+                                     max_request_body_size=max_body_bytes, channel_timeout=channel_timeout,
+                                     ident="maskface", clear_untrusted_proxy_headers=True)
+        self.threads = threads
+        listen = getattr(self._server, "effective_listen", None)  # several addresses (e.g. "localhost")
+        self.server_port = int(listen[0][1] if listen else self._server.effective_port)
+        self._closed = False
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` (call from another thread) and the HTTP threads."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in range(100):  # closing every socket / trigger ends waitress's I/O loop
+            if not self._map:
+                break
+            for fd, dispatcher in list(self._map.items()):
+                try:
+                    dispatcher.close()  # removes itself from the map
+                except OSError:  # already closed by the loop
+                    pass
+                self._map.pop(fd, None)
+        self._server.task_dispatcher.shutdown(timeout=5)
+
+    server_close = shutdown
+
+
+def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: Optional[int] = None,
+                channel_timeout: int = 30) -> WSGIServer:
+    """A :class:`WSGIServer` (waitress) for ``app``; ``port=0`` picks a free port
     (``server.server_port``). Call ``serve_forever()`` / ``shutdown()``.
+
+    Args:
+        threads: HTTP threads (default: the service's ``max_pending`` + 4, so a full queue still
+            gets its 503 and health checks stay answered).
+        channel_timeout: seconds an idle (or stalled) connection is kept open.
 
     Raises:
         OSError: the address cannot be bound (port in use, unknown host, no permission).
     """
-    from werkzeug.serving import make_server as _make_server
-
-    try:
-        return _make_server(host, port, app, threaded=True)
-    except SystemExit:  # Werkzeug prints a hint and exits when the port is taken; callers decide instead
-        raise OSError(f"address {host}:{port} is already in use") from None
+    service = app.extensions["maskface"]
+    threads = threads or service.limits.max_pending + 4
+    return WSGIServer(app, host, port, threads=threads, max_body_bytes=app.config["MAX_CONTENT_LENGTH"],
+                      channel_timeout=channel_timeout)

@@ -16,7 +16,7 @@ __all__ = ["BrowserUnavailable", "find_chromium", "chrome_driver", "analyze_in_b
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _DRIVER_NAMES = ("chromedriver",)
-INSTALL_HINT = ("install them with: apt-get install -y chromium chromium-driver && "
+INSTALL_HINT = ("install them with: sh tools/setup_test_deps.sh (apt-get install chromium chromium-driver) && "
                 'pip install -e ".[dev]"  (selenium)')
 
 

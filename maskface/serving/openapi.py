@@ -153,7 +153,9 @@ _SPEC: Dict[str, Any] = {
                     "200": {"description": "the faces",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
                     "400": _err("no file, empty file or an invalid form field"),
-                    "413": _err("upload larger than the server's limit, or a video with too many frames"),
+                    "413": _err("upload larger than the server's limit, an image with more pixels than its "
+                                "limit (read from the header, before decoding), or a video with too many or too "
+                                "large frames"),
                     "415": _err("the content is not a supported image or video"),
                     "422": _err("a supported type that cannot be decoded (corrupt or truncated)"),
                     "503": _err("too many requests are waiting"),

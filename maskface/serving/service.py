@@ -23,6 +23,7 @@ from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from maskface.inference.image_io import DEFAULT_MAX_PIXELS, ImageTooLarge, check_pixel_count
 from maskface.serving.uploads import MediaType, UploadError, sniff
 from maskface.serving.worker import InferenceWorker
 
@@ -50,12 +51,14 @@ class JobCancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Server-side limits (``tools/serve.py`` flags)."""
+    """Server-side limits (``tools/serve.py`` flags). ``max_pixels``: width x height of an image
+    or video frame, checked from the header before decoding (the command line's cap)."""
 
     max_upload_bytes: int = 32 << 20
     timeout_s: float = 120.0
     max_video_frames: int = 900
     max_pending: int = 16
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         if self.max_upload_bytes < 1:
@@ -64,6 +67,8 @@ class Limits:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.max_video_frames < 1:
             raise ValueError(f"max_video_frames must be >= 1, got {self.max_video_frames}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,8 @@ class AnalysisService:
         try:
             media, path = self._save_upload(stream, tmp)
             logger.info("analyze %s (%s %s, %d bytes)", filename, media.kind, media.format, os.path.getsize(path))
+            if media.kind == "image":  # from the header, on this thread: a bomb never waits in the queue
+                self._check_pixels(path)
             job = _Job(self, media, path, filename, options, Path(tmp) / "results.json")
             handed_over = True  # from here on the worker removes ``tmp`` (exactly once)
             return self.worker.run(job, timeout=self.limits.timeout_s,
@@ -205,6 +212,13 @@ class AnalysisService:
                                           f"the limit is {_mb(self.limits.max_upload_bytes)}")
                 f.write(chunk)
         return media, path
+
+    def _check_pixels(self, path: str) -> None:
+        """Raises :class:`PayloadTooLarge` (413) when the image's header announces too many pixels."""
+        try:
+            check_pixel_count(path, self.limits.max_pixels)
+        except ImageTooLarge as e:
+            raise PayloadTooLarge("image too large", _strip_path(str(e), path) + "; send a smaller image") from None
 
     @contextlib.contextmanager
     def _settings(self, options: AnalyzeOptions) -> Iterator[None]:
@@ -237,35 +251,42 @@ class _Job:
         from maskface.inference.writers import write_results_json
 
         if cancel.is_set():
-            raise JobCancelled("the request timed out before its job started")
+            _stop_if(cancel, "before it started")
         with self.service._settings(self.options):
             if self.media.kind == "image":
-                images, errors, vis = self._image()
+                images, errors, vis = self._image(cancel)
             else:
                 images, errors, vis = self._video(cancel)
         extra = {"visualization": vis} if vis is not None else None
         write_results_json(self.out_path, images, errors, model=self.service.model_info, extra=extra)
         return self.out_path.read_bytes()
 
-    def _image(self):
+    def _image(self, cancel: threading.Event):
         from maskface.inference.image_io import ImageLoadError, load_image
 
+        self.service._check_pixels(self.path)
         try:
-            rgb = load_image(self.path)
+            rgb = load_image(self.path, max_pixels=self.service.limits.max_pixels)
         except ImageLoadError as e:
             raise UndecodableMedia(f"cannot decode the {self.media.format.upper()} image",
                                    _strip_path(str(e), self.path)) from None
+        # The request may have given up (504) while this job decoded or waited: stop between stages
+        # so the single worker goes on to the next request instead of finishing unwanted work.
+        _stop_if(cancel, "after decoding the image")
         result = self.service.predictor.predict_results([rgb], color="rgb", files=[self.filename])[0]
+        _stop_if(cancel, "after detection")
         vis = _visualization(rgb, result.faces, "rgb", None) if self.options.vis else None
         return [result], [], vis
 
     def _video(self, cancel: threading.Event):
         from maskface.inference.results import ImageResult
-        from maskface.inference.video import VideoOpenError, VideoReader, process_video
+        from maskface.inference.video import VideoOpenError, VideoReader, VideoTooLarge, process_video
 
         cap = self.service.limits.max_video_frames
         try:
-            reader = VideoReader(self.path, max_frames=cap + 1)
+            reader = VideoReader(self.path, max_frames=cap + 1, max_pixels=self.service.limits.max_pixels)
+        except VideoTooLarge as e:
+            raise PayloadTooLarge("video frames too large", _strip_path(str(e), self.path)) from None
         except VideoOpenError as e:
             raise UndecodableMedia(f"cannot read the {self.media.format.upper()} video",
                                    _strip_path(str(e), self.path)) from None
@@ -277,8 +298,7 @@ class _Job:
             if reader.frame_count > cap:
                 raise PayloadTooLarge("video too long", f"it has {reader.frame_count} frames; the limit is {cap}")
             for fr in process_video(self.service.predictor, reader, every_n_frames=self.options.every_n_frames):
-                if cancel.is_set():
-                    raise JobCancelled(f"stopped at frame {fr.index}: the request timed out")
+                _stop_if(cancel, f"at frame {fr.index}")
                 if reader.frames_read > cap:
                     raise too_long
                 if not fr.processed:
@@ -297,6 +317,12 @@ class _Job:
                                         "(truncated or corrupt file); results of the frames read are kept"})
         vis = _visualization(best[0], best[1], "bgr", best[2]) if best is not None else None
         return images, errors, vis
+
+
+def _stop_if(cancel: threading.Event, where: str) -> None:
+    """Raise :class:`JobCancelled` when the request behind the job has timed out."""
+    if cancel.is_set():
+        raise JobCancelled(f"stopped {where}: the request timed out")
 
 
 def _visualization(image: np.ndarray, faces, color: str, frame: Optional[int]) -> Dict[str, Any]:

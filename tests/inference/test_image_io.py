@@ -139,3 +139,114 @@ def test_collect_inputs(tmp_path):
         collect_inputs(str(tmp_path / "missing"))
     with pytest.raises(InputSpecError, match="matched no"):
         collect_inputs(str(tmp_path / "*.gif"))
+
+
+# --- issue 18: unreadable files named for what they are; pixel cap from the header ---------------
+
+
+def test_permission_and_symlink_loop_are_named(tmp_path, monkeypatch):
+    """Not "corrupt or truncated image" / "file not found" (the old messages)."""
+    import builtins
+    import os
+
+    good = tmp_path / "locked.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    real_open = builtins.open
+
+    def no_read(path, *a, **kw):  # root reads any file, so deny it by hand
+        if str(path) == str(good):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", no_read)
+    with pytest.raises(ImageLoadError, match="locked.png: permission denied"):
+        load_image(good)
+    monkeypatch.undo()
+    os.symlink("b.jpg", tmp_path / "a.jpg")
+    os.symlink("a.jpg", tmp_path / "b.jpg")
+    with pytest.raises(ImageLoadError, match="a.jpg: symbolic link loop"):
+        load_image(tmp_path / "a.jpg")
+    # given directly, a looping link is still an input, so the run reports it per file
+    assert collect_inputs(str(tmp_path / "a.jpg")) == [(str(tmp_path / "a.jpg"), "image")]
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Make every decoder (Pillow's and OpenCV's) fail the test if it is reached."""
+    import cv2
+    from PIL import ImageFile
+
+    def decoded(*a, **kw):
+        raise AssertionError("pixels were decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    monkeypatch.setattr(cv2, "imdecode", decoded)
+    monkeypatch.setattr(cv2, "imread", decoded)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "bmp", "tiff", "webp", "gif", "ppm"])
+def test_200_megapixel_header_refused_before_decoding(tmp_path, no_decoding, fmt):
+    from maskface.inference.image_io import DEFAULT_MAX_PIXELS, ImageTooLarge
+    from maskface.inference.testing import oversized_image_bytes
+
+    path = tmp_path / f"bomb.{fmt}"
+    path.write_bytes(oversized_image_bytes(fmt, 14142, 14143))  # 200 MP in a few hundred bytes
+    with pytest.raises(ImageTooLarge, match=r"bomb\.\w+: image too large: 200 megapixels; the limit is 100"):
+        load_image(path)
+    assert DEFAULT_MAX_PIXELS == 100_000_000
+
+
+@pytest.mark.parametrize("fmt", [".png", ".jpg", ".bmp", ".tif", ".webp"])
+def test_pixel_cap_is_configurable(tmp_path, fmt):
+    import cv2
+
+    from maskface.inference.image_io import ImageTooLarge
+
+    path = tmp_path / f"img{fmt}"
+    cv2.imwrite(str(path), np.zeros((60, 50, 3), np.uint8))  # 3000 px
+    with pytest.raises(ImageTooLarge, match=r"50 x 60 px = 0.003 megapixels; the limit is 0.002"):
+        load_image(path, max_pixels=2000)
+    assert load_image(path, max_pixels=3000).shape == (60, 50, 3)
+
+
+def test_pixel_cap_covers_tiffs_only_opencv_reads(tmp_path, no_decoding):
+    """Pillow cannot identify a 32-bit float RGB TIFF: the header is read by image_io's own parser."""
+    import cv2
+    from PIL import UnidentifiedImageError
+
+    from maskface.inference.image_io import ImageTooLarge, image_header_size
+
+    path = tmp_path / "float.tif"
+    cv2.imwrite(str(path), np.zeros((30, 40, 3), np.float32))
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(path)
+    assert image_header_size(path) == (40, 30)
+    with pytest.raises(ImageTooLarge, match="40 x 30 px"):
+        load_image(path, max_pixels=1000)
+
+
+def test_unreadable_subfolder_is_listed(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "ok" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "locked" / "b.jpg").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root lists any folder, so deny it by hand
+        if os.fspath(path) == str(tmp_path / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = collect_inputs(str(tmp_path))
+    assert found == [(str(tmp_path / "ok" / "a.jpg"), "image"), (str(tmp_path / "locked"), "unreadable")]
+    with pytest.raises(InputSpecError, match="cannot read folder"):
+        collect_inputs(str(tmp_path / "locked"))
+
+
+def test_same_file_spelled_twice_is_one_input(tmp_path, monkeypatch):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert collect_inputs(["a.jpg", str(tmp_path / "a.jpg"), "./a.jpg"]) == [("a.jpg", "image")]

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from maskface.inference.testing import PredictorWrapper
 
 
 @pytest.fixture(scope="session")
@@ -69,19 +76,16 @@ def recorder():
     return CallRecorder
 
 
-class CallRecorder:
-    """Wraps a predictor: records every model call (thread, start, end), optionally slowed down.
-
-    Only ``predict_results`` / ``predict_batch`` are intercepted; everything else (thresholds,
-    model_info, device) reads and writes through to the real predictor."""
+class CallRecorder(PredictorWrapper):
+    """Wraps a predictor: records every model call (thread, start, end), optionally slowed down."""
 
     def __init__(self, predictor, delay: float = 0.0):
-        object.__setattr__(self, "_p", predictor)
+        super().__init__(predictor)
         object.__setattr__(self, "delay", delay)
         object.__setattr__(self, "calls", [])
         object.__setattr__(self, "_lock", threading.Lock())
 
-    def _record(self, fn, *a, **kw):
+    def around(self, fn, *a, **kw):
         start = time.perf_counter()
         try:
             if self.delay:
@@ -90,18 +94,6 @@ class CallRecorder:
         finally:
             with self._lock:
                 self.calls.append((threading.get_ident(), start, time.perf_counter()))
-
-    def predict_results(self, *a, **kw):
-        return self._record(self._p.predict_results, *a, **kw)
-
-    def predict_batch(self, *a, **kw):
-        return self._record(self._p.predict_batch, *a, **kw)
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._p, name, value)
 
 
 @pytest.fixture
@@ -146,3 +138,68 @@ def _post_file(client, data: bytes, filename: str = "photo.jpg", query: str = ""
     form = {"file": (io.BytesIO(data), filename)}
     form.update({k: str(v) for k, v in fields.items()})
     return client.post("/api/v1/analyze" + query, data=form, content_type="multipart/form-data")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class ServeTool:
+    """``tools/serve.py`` (waitress) running in a subprocess on a free 127.0.0.1 port.
+
+    Attributes: ``url`` ("http://127.0.0.1:PORT/"), ``proc`` (the Popen), ``uploads`` (its --tmp-dir),
+    ``log`` (stderr lines read so far)."""
+
+    def __init__(self, model_files, tmp_path: Path, *extra: str):
+        self.uploads = tmp_path / "uploads"
+        cmd = [sys.executable, str(REPO / "tools" / "serve.py"), "--port", "0", "--device", "cpu",
+               "--tmp-dir", str(self.uploads), *extra]
+        for k, v in model_files.predictor_kwargs().items():
+            cmd += ["--" + k.replace("_", "-"), v]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     cwd=str(tmp_path))
+        self.log: list = []
+        lines: "queue.Queue[str]" = queue.Queue()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.url = None
+        deadline = time.monotonic() + 90
+        while self.url is None and time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            m = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", line)
+            self.url = m.group(1) if m else None
+        if self.url is None:
+            self.stop()
+            pytest.fail("tools/serve.py did not start:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def serve_tool(tiny_model_files, tmp_path):
+    """``serve_tool(*extra_flags)`` -> a running :class:`ServeTool`, stopped after the test."""
+    started = []
+
+    def start(*extra: str) -> ServeTool:
+        started.append(ServeTool(tiny_model_files, tmp_path, *extra))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

@@ -315,3 +315,60 @@ def test_unknown_api_route_is_json_404(client):
     assert r.status_code == 404 and r.get_json()["error"] == "not found"
     r = client.get("/api/v1/analyze")
     assert r.status_code == 405 and "error" in r.get_json()
+
+
+# --- issue 18: pixel cap before decoding, cancelled time-outs -----------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "bmp", "tiff", "webp"])
+def test_200_megapixel_image_is_413_before_decoding(make_app, predictor, recorder, post, fmt, monkeypatch):
+    from PIL import ImageFile
+
+    from maskface.inference.testing import oversized_image_bytes
+
+    def decoded(*a, **kw):
+        raise AssertionError("pixels were decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    monkeypatch.setattr(cv2, "imdecode", decoded)
+    spy = recorder(predictor)
+    app, _ = make_app(spy)
+    r = post(app.test_client(), oversized_image_bytes(fmt, 14142, 14143), f"bomb.{fmt}")
+    assert r.status_code == 413
+    assert r.get_json() == {"error": "image too large", "detail": "image too large: 200 megapixels; the limit is "
+                                                                  "100 megapixels; send a smaller image"}
+    assert spy.calls == [] and app.extensions["maskface"].worker.pending == 0  # never queued
+
+
+def test_pixel_cap_is_configurable(make_app, predictor, post, astronaut_jpeg, write_video, tmp_path):
+    app, _ = make_app(predictor, max_pixels=512 * 512 - 1)
+    r = post(app.test_client(), astronaut_jpeg, "astronaut.jpg")
+    assert r.status_code == 413 and "512 x 512 px" in r.get_json()["detail"]
+    assert app.test_client().get("/api/v1/health").get_json()["limits"]["max_pixels"] == 512 * 512 - 1
+    small, _ = make_app(predictor, max_pixels=96 * 96 - 1)
+    clip = open(write_video(tmp_path / "clip.avi", 3), "rb").read()  # 96 x 96 frames
+    r = post(small.test_client(), clip, "clip.avi")
+    assert r.status_code == 413 and r.get_json()["error"] == "video frames too large"
+    assert "96 x 96 px" in r.get_json()["detail"]
+
+
+def test_timed_out_image_job_is_cancelled(make_app, predictor, recorder, post, astronaut_jpeg, monkeypatch):
+    """The request gives up while its image decodes: the job stops there, the model never runs."""
+    import time
+
+    from maskface.inference import image_io
+
+    real_load = image_io.load_image
+
+    def slow_load(*a, **kw):
+        time.sleep(1.0)
+        return real_load(*a, **kw)
+
+    monkeypatch.setattr(image_io, "load_image", slow_load)
+    spy = recorder(predictor)
+    app, tmp = make_app(spy, timeout_s=0.3)
+    r = post(app.test_client(), astronaut_jpeg)
+    assert r.status_code == 504
+    assert app.extensions["maskface"].worker.wait_idle(timeout=10)
+    assert spy.calls == []  # cancelled after decoding: the single worker is free for the next request
+    assert list(tmp.iterdir()) == []

@@ -1,26 +1,18 @@
 """End to end in a real headless Chromium: ``tools/serve.py`` in a subprocess on a free
 127.0.0.1 port, the page uploads a picture through its file input, the faces table appears.
 
-Needs ``chromium`` + ``chromium-driver`` (apt) and selenium (``[dev]`` extra); ``.ci/run``
-installs them. Missing pieces FAIL this test with the install command (a silent skip would hide
-a broken web app on CI); set MASKFACE_SKIP_BROWSER=1 to skip it deliberately on a machine
-without a browser.
+Needs ``chromium`` + ``chromium-driver`` (apt) and selenium (``[dev]`` extra);
+``tools/setup_test_deps.sh``, the first step of README's test command, installs them. Missing
+pieces FAIL this test with the install command (a silent skip would hide a broken web app on CI);
+set MASKFACE_SKIP_BROWSER=1 to skip it deliberately on a machine without a browser.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import re
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -36,41 +28,10 @@ def browser():
 
 
 @pytest.fixture
-def server(tiny_model_files, tmp_path):
+def server(serve_tool):
     """``tools/serve.py`` with the tiny model on port 0; yields its base URL and upload dir."""
-    uploads = tmp_path / "uploads"
-    cmd = [sys.executable, str(REPO / "tools" / "serve.py"), "--port", "0", "--device", "cpu",
-           "--tmp-dir", str(uploads)]
-    for k, v in tiny_model_files.predictor_kwargs().items():
-        cmd += ["--" + k.replace("_", "-"), v]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=str(tmp_path))
-    lines: "queue.Queue[str]" = queue.Queue()
-    log = []
-
-    def pump():
-        for line in proc.stderr:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = None
-    deadline = time.monotonic() + 90
-    while url is None and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        log.append(line)
-        m = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", line)
-        url = m.group(1) if m else None
-    if url is None:
-        proc.kill()
-        pytest.fail("tools/serve.py did not start:\n" + "".join(log))
-    yield url, uploads
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    running = serve_tool()
+    return running.url, running.uploads
 
 
 def test_upload_in_browser_shows_faces_table(browser, server, astronaut_jpeg, tmp_path):

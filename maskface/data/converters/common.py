@@ -7,7 +7,14 @@ image lies under it, else absolute.
 
 Malformed source records go through :meth:`CocoFacesBuilder.skip`: with ``strict=True`` it raises
 :class:`ConversionError`, else it logs a warning and counts the record by reason; the counts end
-up in ``info["skipped"]``.
+up in ``info["skipped"]``. Every face is also checked by the loader's own rules
+(:func:`maskface.data.coco_faces.validate_annotation`) as it is added, so a converted file never
+holds a face the loader would reject (``--strict`` stops there too).
+
+A malformed *face* record of an image that was added goes through
+:meth:`CocoFacesBuilder.skip_face`, which remembers its image: an image whose every face record
+was malformed is dropped (never turned into a face-less negative), and an image that kept some of
+its faces is flagged with ``"malformed_faces": n`` (faces of it are missing from its labels).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from maskface.data.attributes import normalize_age, normalize_emotion, normalize_gender
-from maskface.data.coco_faces import FACE_CATEGORY_ID
+from maskface.data.coco_faces import FACE_CATEGORY_ID, validate_annotation
 from maskface.utils.io import PathLike, save_json
 
 logger = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class CocoFacesBuilder:
         self.annotations: List[dict] = []
         self.skipped: Counter = Counter()  # reason -> number of records skipped
         self.notes: Counter = Counter()  # reason -> number of records kept but noted (clipped box, ...)
+        self.malformed_faces: Counter = Counter()  # image id -> face records of it that were skipped
 
     # --- report ---------------------------------------------------------------------------------
     def skip(self, reason: str, where: str, detail: str, count: int = 1) -> None:
@@ -75,6 +83,11 @@ class CocoFacesBuilder:
             raise ConversionError(message)
         logger.warning("%s (skipped)", message)
         self.skipped[reason] += count
+
+    def skip_face(self, image_id: int, reason: str, where: str, detail: str, count: int = 1) -> None:
+        """:meth:`skip` for malformed face records of an image already added (see the module docstring)."""
+        self.skip(reason, where, detail, count)
+        self.malformed_faces[image_id] += count
 
     def note(self, reason: str, where: str = "", detail: str = "") -> None:
         """Count a record that was kept but is worth knowing about (a box clipped to the image,
@@ -109,9 +122,11 @@ class CocoFacesBuilder:
         area: Optional[float] = None,
         iscrowd: int = 0,
         attributes: Optional[Mapping[str, object]] = None,
+        where: str = "",
         **extra: object,
-    ) -> int:
-        """Add a face and return its id.
+    ) -> Optional[int]:
+        """Add a face and return its id, or ``None`` when the loader's checks reject it (then it
+        goes through :meth:`skip_face` under "face rejected by the loader's checks").
 
         Args:
             bbox: ``[x, y, w, h]`` in px.
@@ -119,6 +134,7 @@ class CocoFacesBuilder:
                 for a box-only face (the key is then left out).
             area: px^2; default: the mask area when there is a mask, else ``w * h``.
             attributes: ``age`` / ``gender`` / ``emotion``; ``None`` values are dropped (unknown).
+            where: the source record, for the report (default: the image's file name).
             extra: extra per-face keys, e.g. ``wider_flags``.
         """
         bbox = [round(float(v), 2) for v in bbox]
@@ -134,11 +150,34 @@ class CocoFacesBuilder:
         if attributes:
             face["attributes"] = attributes
         face.update(extra)
+        image = self.images[image_id - 1]  # ids are 1, 2, ... in order (add_image)
+        where = where or str(self.image_root / image["file_name"])
+        problems = validate_annotation(face, image, where)
+        if problems:
+            detail = "; ".join(p[len(where) + 2:] for p in problems)
+            self.skip_face(image_id, "face rejected by the loader's checks", where, detail)
+            return None
         self.annotations.append(face)
         return face["id"]
 
     def to_coco(self, inputs: Iterable[PathLike] = (), **info: object) -> dict:
-        """The COCO face dict. ``inputs`` (source paths) and ``info`` go into the ``info`` block."""
+        """The COCO face dict. ``inputs`` (source paths) and ``info`` go into the ``info`` block.
+
+        Images whose every face record was malformed are left out here (counted in ``skipped``)."""
+        skipped, notes = Counter(self.skipped), Counter(self.notes)
+        kept = Counter(a["image_id"] for a in self.annotations)
+        images = []
+        for image in self.images:
+            bad = self.malformed_faces.get(image["id"], 0)
+            if bad and not kept[image["id"]]:
+                logger.warning("%s: dropped: all %d of its face records are malformed (it is not a negative)",
+                               self.image_root / image["file_name"], bad)
+                skipped["image without a valid face record"] += 1
+                continue
+            if bad:
+                image = {**image, "malformed_faces": bad}
+                notes["image kept with some malformed face records"] += 1
+            images.append(image)
         return {
             "info": {
                 "description": self.description or f"{self.source} faces",
@@ -146,12 +185,12 @@ class CocoFacesBuilder:
                 "converter_version": CONVERTER_VERSION,
                 "date_created": datetime.datetime.now().isoformat(timespec="seconds"),
                 "inputs": [os.path.abspath(p) for p in inputs],
-                "skipped": dict(sorted(self.skipped.items())),
-                "notes": dict(sorted(self.notes.items())),
+                "skipped": dict(sorted(skipped.items())),
+                "notes": dict(sorted(notes.items())),
                 **info,
             },
             "image_root": str(self.image_root),
-            "images": self.images,
+            "images": images,
             "annotations": self.annotations,
             "categories": [{"id": FACE_CATEGORY_ID, "name": "face", "supercategory": "person"}],
         }

@@ -140,12 +140,13 @@ def convert_cvat(
             builder.skip("image size mismatch", where, f"declares {width}x{height}, {path} is {actual[0]}x{actual[1]}")
             continue
         image_id = builder.add_image(path, width, height)
-        for group in _group_shapes(element, where, builder):
+        for group in _group_shapes(element, where, builder, image_id):
             _add_group(builder, image_id, group, width, height)
     return builder.to_coco(inputs=list(xml_files))
 
 
-def _group_shapes(image: ET.Element, where: str, builder: CocoFacesBuilder) -> List[List[Tuple[str, ET.Element]]]:
+def _group_shapes(image: ET.Element, where: str, builder: CocoFacesBuilder,
+                  image_id: int) -> List[List[Tuple[str, ET.Element]]]:
     """Face shapes of an image grouped into faces: ``[[(where, element), ...], ...]``."""
     groups: "OrderedDict[object, List[Tuple[str, ET.Element]]]" = OrderedDict()
     for index, shape in enumerate(image):
@@ -158,7 +159,7 @@ def _group_shapes(image: ET.Element, where: str, builder: CocoFacesBuilder) -> L
             continue
         if shape.tag in OTHER_SHAPE_TAGS:
             detail = f"<{shape.tag}> is not a face shape; use polygon, box or mask"
-            builder.skip("unsupported shape", shape_where, detail)
+            builder.skip_face(image_id, "unsupported shape", shape_where, detail)
             continue
         group_id = shape.get("group_id", "0")
         key = (label.split()[0].lower(), group_id) if group_id not in ("", "0") else index
@@ -190,11 +191,11 @@ def _add_group(builder: CocoFacesBuilder, image_id: int, group, width: int, heig
                 else:
                     values.append((key, text))
     except (TypeError, ValueError) as e:
-        builder.skip("malformed shape", where, str(e))
+        builder.skip_face(image_id, "malformed shape", where, str(e))
         return
     attributes, problems = collect_attributes(values)
     if problems:
-        builder.skip("invalid attributes", where, "; ".join(problems))
+        builder.skip_face(image_id, "invalid attributes", where, "; ".join(problems))
         return
     if masks:
         mask = np.logical_or.reduce(masks)
@@ -203,11 +204,11 @@ def _add_group(builder: CocoFacesBuilder, image_id: int, group, width: int, heig
             mask |= mask_utils.decode(mask_utils.merge(coded)).astype(bool)
         rle = mask_to_rle(mask)
         area, bbox = rle_area_bbox(rle)
-        builder.add_face(image_id, bbox, rle, area, iscrowd=int(crowd), attributes=attributes)
+        builder.add_face(image_id, bbox, rle, area, iscrowd=int(crowd), attributes=attributes, where=where)
     elif polygons:
         area, bbox = polygons_area_bbox(polygons, height, width)
-        builder.add_face(image_id, bbox, polygons, area, iscrowd=int(crowd), attributes=attributes)
+        builder.add_face(image_id, bbox, polygons, area, iscrowd=int(crowd), attributes=attributes, where=where)
     else:
         x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        builder.add_face(image_id, [x1, y1, x2 - x1, y2 - y1], iscrowd=int(crowd), attributes=attributes)
+        builder.add_face(image_id, [x1, y1, x2 - x1, y2 - y1], iscrowd=int(crowd), attributes=attributes, where=where)

@@ -216,11 +216,12 @@ def _add_group(builder, image_id: int, group: List[Tuple[int, dict]], width: int
         points = _points(shape, width, height)
         if kind not in ("polygon", "rectangle"):
             detail = f"shape #{index} has shape_type {kind!r}; use polygon or rectangle"
-            builder.skip("unsupported shape type", where, detail)
+            builder.skip_face(image_id, "unsupported shape type", where, detail)
             return
         if points is None or (kind == "polygon" and len(points) < 3) or (kind == "rectangle" and len(points) != 2):
             needed = ">= 3" if kind == "polygon" else "2"
-            builder.skip("malformed shape", where, f"shape #{index}: a {kind} needs {needed} [x, y] points")
+            detail = f"shape #{index}: a {kind} needs {needed} [x, y] points"
+            builder.skip_face(image_id, "malformed shape", where, detail)
             return
         if kind == "polygon":
             polygons.append([round(float(v), 2) for v in points.reshape(-1)])
@@ -230,12 +231,12 @@ def _add_group(builder, image_id: int, group: List[Tuple[int, dict]], width: int
         words += _shape_words(shape)
     attributes, crowd, problems = parse_face_words(words)
     if problems:
-        builder.skip("invalid attributes", where, "; ".join(problems))
+        builder.skip_face(image_id, "invalid attributes", where, "; ".join(problems))
         return
     if polygons:
         area, bbox = polygons_area_bbox(polygons, height, width)
-        builder.add_face(image_id, bbox, polygons, area, iscrowd=int(crowd), attributes=attributes)
+        builder.add_face(image_id, bbox, polygons, area, iscrowd=int(crowd), attributes=attributes, where=where)
     else:
         x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x2, y2 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-        builder.add_face(image_id, [x1, y1, x2 - x1, y2 - y1], iscrowd=int(crowd), attributes=attributes)
+        builder.add_face(image_id, [x1, y1, x2 - x1, y2 - y1], iscrowd=int(crowd), attributes=attributes, where=where)

@@ -13,14 +13,18 @@ all-zero row is not a face, so the image is kept as a negative. Rules:
 * every face keeps its six flags as ``wider_flags``; ``invalid == 1`` faces become ``iscrowd: 1``;
 * boxes reaching outside the image are clipped to it (counted in ``info["notes"]``);
 * boxes of zero width or height are kept, as ``iscrowd: 1`` (counted in ``info["notes"]``), so the
-  output holds exactly the faces the file lists;
-* a malformed line is reported as ``<gt file>:<line>: ...``; without ``strict`` the parser skips
-  the bad face row, or for a bad count line re-synchronises at the next file-name line.
+  output holds exactly the faces the file lists; a negative width or height is a malformed row;
+* a malformed line (including one that is not UTF-8 text) is reported as
+  ``<gt file>:<line>: ...``; without ``strict`` the parser skips the bad face row, or for a bad
+  count line re-synchronises at the next file-name line. An image whose every face row is
+  malformed is dropped rather than kept as a face-less negative; one that kept some of its faces
+  is flagged ``"malformed_faces": n`` (see :class:`CocoFacesBuilder`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -41,12 +45,13 @@ WIDER_FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "po
 
 @dataclass
 class WiderRecord:
-    """One image of a ground-truth file: its name, the line it starts at, and its face rows
-    as ``(line number, [x1, y1, w, h, *flags])``."""
+    """One image of a ground-truth file: its name, the line it starts at, its face rows as
+    ``(line number, [x1, y1, w, h, *flags])`` and the number of malformed / missing face rows."""
 
     file_name: str
     line: int
     faces: List[Tuple[int, List[float]]] = field(default_factory=list)
+    malformed: int = 0
 
 
 def _is_file_name(line: str) -> bool:
@@ -59,8 +64,7 @@ def parse_wider_gt(gt_file: PathLike, builder: CocoFacesBuilder) -> Iterator[Wid
     All-zero rows (the 0-face marker) are dropped here, so ``record.faces`` holds real faces only.
     """
     gt_file = Path(gt_file)
-    with open(gt_file, "r", encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
+    lines = _read_lines(gt_file, builder)
     i = 0
     while i < len(lines):
         if not lines[i]:
@@ -85,7 +89,7 @@ def parse_wider_gt(gt_file: PathLike, builder: CocoFacesBuilder) -> Iterator[Wid
             continue
         count = int(count_line)
         i += 2
-        for _ in range(max(count, 1)):
+        for seen in range(max(count, 1)):
             if i >= len(lines) or _is_file_name(lines[i]):
                 if count > 0:
                     builder.skip(
@@ -93,20 +97,40 @@ def parse_wider_gt(gt_file: PathLike, builder: CocoFacesBuilder) -> Iterator[Wid
                         f"{gt_file}:{i + 1}",
                         f"{record.file_name} announces {count} faces, found {len(record.faces)}",
                     )
+                    record.malformed += count - seen
                 break
             where = f"{gt_file}:{i + 1}"
             values = _parse_face_line(lines[i], where, builder)
             if values is None:
-                pass
+                record.malformed += 1
             elif not any(values):
                 if count > 0:
                     builder.note("all-zero face row read as the 0-face marker", where, "not a face")
             elif count == 0:
                 builder.skip("malformed line", where, "face count is 0 but the row is not all zeros")
+                record.malformed += 1
             else:
                 record.faces.append((i + 1, values))
             i += 1
         yield record
+
+
+def _read_lines(gt_file: Path, builder: CocoFacesBuilder) -> List[str]:
+    """The stripped lines of a gt file; a line that is not UTF-8 is reported with its number and
+    kept with the bad bytes replaced (U+FFFD), so the rest of the file is still read."""
+    with open(gt_file, "rb") as f:
+        raw = f.read().split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    lines = []
+    for n, data in enumerate(raw, 1):
+        try:
+            lines.append(data.decode("utf-8").strip())
+        except UnicodeDecodeError as e:
+            builder.skip("malformed line", f"{gt_file}:{n}",
+                         f"not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}): {data[:60]!r}")
+            lines.append(data.decode("utf-8", errors="replace").strip())
+    return lines
 
 
 def _parse_face_line(line: str, where: str, builder: CocoFacesBuilder) -> Optional[List[float]]:
@@ -118,6 +142,12 @@ def _parse_face_line(line: str, where: str, builder: CocoFacesBuilder) -> Option
         values = [float(v) for v in parts]
     except ValueError:
         builder.skip("malformed line", where, f"face line has a non-numeric value: {line!r}")
+        return None
+    if not all(math.isfinite(v) for v in values):
+        builder.skip("malformed line", where, f"face line has a non-finite value: {line!r}")
+        return None
+    if values[2] < 0 or values[3] < 0:
+        builder.skip("malformed line", where, f"box width and height must be >= 0, got w={parts[2]} h={parts[3]}")
         return None
     if any(v != int(v) or v < 0 for v in values[4:]):
         builder.skip("malformed line", where, f"flags must be non-negative integers, got {parts[4:]}")
@@ -158,6 +188,8 @@ def convert_wider(
             builder.skip("image unreadable", f"{gt_file}:{record.line}", f"cannot read {path}: {e}")
             continue
         image_id = builder.add_image(path, width, height)
+        if record.malformed:
+            builder.malformed_faces[image_id] += record.malformed  # already reported, line by line
         for line, values in record.faces:
             _add_face(builder, image_id, values, width, height, f"{gt_file}:{line}")
     return builder.to_coco(inputs=[image_root, gt_file])
@@ -173,4 +205,4 @@ def _add_face(builder: CocoFacesBuilder, image_id: int, values: List[float], wid
     if clipped[2] <= 0 or clipped[3] <= 0:
         builder.note("zero-size box kept as iscrowd=1", where, f"box {box} has zero size")
         iscrowd = True
-    builder.add_face(image_id, clipped, iscrowd=int(iscrowd), wider_flags=flags)
+    builder.add_face(image_id, clipped, iscrowd=int(iscrowd), where=where, wider_flags=flags)

@@ -117,8 +117,10 @@ def test_labelme_malformed_files(tmp_path, convert, load_checked):
         "not a labelme file": 1,
         "unreadable JSON": 1,
         "unsupported shape type": 1,
+        "image without a valid face record": 1,  # circle.json: its only face is malformed
     }
-    assert len(data["images"]) == 3  # a.jpg, b.png and circle.json's image (its face skipped)
+    # a.jpg and b.png; circle.json's image is dropped, not kept as a face-less negative
+    assert len(data["images"]) == 2
 
 
 def test_parse_face_words():
