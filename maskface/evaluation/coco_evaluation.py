@@ -9,6 +9,9 @@ Metrics (all fractions in 0..1, keys as in ``metrics.json``):
   threshold (greedy matching by descending score at box IoU >= 0.5);
   ``recall@0.5/<bin>`` and ``num_faces/<bin>`` break it down by face size sqrt(w*h) in px
   (WIDER-style: <16, 16-32, 32-64, 64-128, >=128).
+* ``precision@0.5``: share of the detections above the operating threshold that match a face
+  (same matching); unmatched detections on ``iscrowd`` regions (intersection >= half the
+  detection) are left out, as in AP.
 * ``mask_iou``: mean mask IoU of those matched faces whose ground truth has a mask.
 * ``ms_per_image``: wall-clock milliseconds of the model call per image (the model's own resize
   included, image decoding excluded), on the evaluation device with its thread settings.
@@ -145,7 +148,8 @@ def _coco_ap(coco_gt: COCO, results: List[dict], iou_type: str) -> Dict[str, flo
 def _match_stats(
     coco_gt_box: COCO, coco_gt_segm: Optional[COCO], results: List[dict], score_thresh: float
 ) -> Dict[str, Optional[float]]:
-    """Greedy box matching at IoU >= 0.5: recall (overall and by size) and matched mask IoU."""
+    """Greedy box matching at IoU >= 0.5: recall (overall and by size), precision and matched
+    mask IoU."""
     by_image: Dict[int, List[dict]] = {}
     for r in results:
         if r["score"] >= score_thresh:
@@ -153,42 +157,56 @@ def _match_stats(
     matched = {label: 0 for _, _, label in SIZE_BINS}
     total = {label: 0 for _, _, label in SIZE_BINS}
     mask_ious: List[float] = []
+    n_dets = n_true = 0
     for img_id in coco_gt_box.getImgIds():
         gts = [g for g in coco_gt_box.imgToAnns.get(img_id, []) if not g["iscrowd"]]
-        if not gts:
-            continue
+        crowds = [g for g in coco_gt_box.imgToAnns.get(img_id, []) if g["iscrowd"]]
+        dts = sorted(by_image.get(img_id, []), key=lambda r: -r["score"])
+        hit = np.zeros(len(dts), bool)
+        if dts and crowds:  # unmatched detections on ignore regions count neither way
+            ioa = np.asarray(mask_utils.iou([d["bbox"] for d in dts], [c["bbox"] for c in crowds], [1] * len(crowds)))
+            ignored = ioa.reshape(len(dts), len(crowds)).max(axis=1) >= 0.5
+        else:
+            ignored = np.zeros(len(dts), bool)
         labels = []
         for g in gts:
             s = float(np.sqrt(max(g["bbox"][2] * g["bbox"][3], 0.0)))
             label = next(lab for lo, hi, lab in SIZE_BINS if lo <= s < hi)
             labels.append(label)
             total[label] += 1
-        dts = sorted(by_image.get(img_id, []), key=lambda r: -r["score"])
-        if not dts:
-            continue
-        ious = mask_utils.iou([d["bbox"] for d in dts], [g["bbox"] for g in gts], [0] * len(gts))
-        ious = np.asarray(ious).reshape(len(dts), len(gts))
-        taken = np.zeros(len(gts), bool)
-        segm_gts = {a["id"]: a for a in coco_gt_segm.imgToAnns.get(img_id, [])} if coco_gt_segm else {}
-        for di, d in enumerate(dts):
-            cand = np.where(~taken & (ious[di] >= 0.5))[0]
-            if not len(cand):
-                continue
-            gi = cand[np.argmax(ious[di, cand])]
-            taken[gi] = True
-            matched[labels[gi]] += 1
-            g_segm = segm_gts.get(gts[gi]["id"])
-            if g_segm is not None and not g_segm["iscrowd"] and "segmentation" in d:
-                g_rle = coco_gt_segm.annToRLE(g_segm)
-                mask_ious.append(float(mask_utils.iou([d["segmentation"]], [g_rle], [0])[0][0]))
+        if dts and gts:
+            _match_image(dts, gts, labels, img_id, coco_gt_segm, matched, mask_ious, hit)
+        n_true += int(hit.sum())
+        n_dets += int((hit | ~ignored).sum())
     n_total, n_matched = sum(total.values()), sum(matched.values())
     out: Dict[str, Optional[float]] = {"recall@0.5": n_matched / n_total if n_total else None, "num_faces": float(n_total)}
+    out["precision@0.5"] = n_true / n_dets if n_dets else None
     for _, _, label in SIZE_BINS:
         out[f"recall@0.5/{label}"] = matched[label] / total[label] if total[label] else None
         out[f"num_faces/{label}"] = float(total[label])
     out["mask_iou"] = float(np.mean(mask_ious)) if mask_ious else None
     out["num_matched_masks"] = float(len(mask_ious))
     return out
+
+
+def _match_image(dts, gts, labels, img_id, coco_gt_segm, matched, mask_ious, hit) -> None:
+    """One image of :func:`_match_stats`: greedy matching by descending score; updates
+    ``matched`` (per size bin), ``mask_ious`` and ``hit`` (per detection) in place."""
+    ious = np.asarray(mask_utils.iou([d["bbox"] for d in dts], [g["bbox"] for g in gts], [0] * len(gts)))
+    ious = ious.reshape(len(dts), len(gts))
+    taken = np.zeros(len(gts), bool)
+    segm_gts = {a["id"]: a for a in coco_gt_segm.imgToAnns.get(img_id, [])} if coco_gt_segm else {}
+    for di, d in enumerate(dts):
+        cand = np.where(~taken & (ious[di] >= 0.5))[0]
+        if not len(cand):
+            continue
+        gi = cand[np.argmax(ious[di, cand])]
+        taken[gi] = hit[di] = True
+        matched[labels[gi]] += 1
+        g_segm = segm_gts.get(gts[gi]["id"])
+        if g_segm is not None and not g_segm["iscrowd"] and "segmentation" in d:
+            g_rle = coco_gt_segm.annToRLE(g_segm)
+            mask_ious.append(float(mask_utils.iou([d["segmentation"]], [g_rle], [0])[0][0]))
 
 
 def evaluate_coco(records: Sequence[dict], results: List[dict], score_thresh: float = 0.5) -> Dict[str, object]:
@@ -349,6 +367,8 @@ def format_metrics_table(metrics: Dict[str, object]) -> str:
         + " ".join(f"{fmt(metrics.get(f'recall@0.5/{b}')):>7}" for b in bins)
         + f" {fmt(metrics.get('recall@0.5')):>7}"
     )
+    if metrics.get("precision@0.5") is not None:
+        lines.append(f"precision@0.5 at the operating threshold: {fmt(metrics['precision@0.5']).strip()} %")
     if "ms_per_image" in metrics:
         lines.append(f"model time: {metrics['ms_per_image']:.1f} ms per image")
     if "mask_iou" in metrics:

@@ -70,6 +70,7 @@ def test_detections_on_crowd_regions_are_not_false_positives(records):
     assert crowd_preds
     m = evaluate_coco(records, preds + crowd_preds)
     assert m["bbox/AP"] == pytest.approx(1.0)
+    assert m["precision@0.5"] == pytest.approx(1.0)  # nor do they lower the precision
 
 
 def test_false_positive_and_missed_face_lower_the_scores(records):
@@ -79,6 +80,8 @@ def test_false_positive_and_missed_face_lower_the_scores(records):
           "segmentation": _rle([[0, 0, 5, 0, 5, 5, 0, 5]], r0["height"], r0["width"])}
     m = evaluate_coco(records, preds[1:] + [fp])
     assert m["bbox/AP"] < 1.0 and m["recall@0.5"] < 1.0
+    assert m["precision@0.5"] == pytest.approx((len(preds) - 1) / len(preds))  # one of n detections is false
+    assert evaluate_coco(records, _perfect(records))["precision@0.5"] == 1.0
     # below the operating threshold detections count for AP but not for recall
     m_low = evaluate_coco(records, _perfect(records, score=0.3), score_thresh=0.5)
     assert m_low["bbox/AP"] == pytest.approx(1.0) and m_low["recall@0.5"] == 0.0
