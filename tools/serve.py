@@ -6,6 +6,7 @@ Examples:
     python tools/serve.py --port 8080 --device cuda
     python tools/serve.py --host 0.0.0.0 --max-upload-mb 64 --timeout 300 --max-video-frames 3000
     python tools/serve.py --detector-config cfg.yaml --detector-weights det.pth --no-attributes
+    python tools/serve.py --runtime onnxruntime --onnx-dir deploy/maskface-lite --threads 2
     curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
     curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
 
@@ -32,7 +33,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.cli import add_model_arguments, add_runtime_arguments, apply_threads, predictor_from_args  # noqa: E402,E501
 
 logger = logging.getLogger("maskface.serve")
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model (loaded once, at start-up)")
     add_model_arguments(m)
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_runtime_arguments(m)
     m.add_argument("--score-thresh", type=float,
                    help="server default minimum score; requests may raise it, not lower it")
     m.add_argument("--mask-thresh", type=float, help="server default mask probability threshold")
@@ -85,6 +87,7 @@ def main(argv=None) -> int:
 
     setup_logging()
     try:
+        apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
                                         mask_thresh=args.mask_thresh, max_size=args.max_size)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
