@@ -136,10 +136,9 @@ class AttributeGraph(nn.Module):
         for i, m in enumerate(self.members):
             r = getattr(self, f"resample{i}")
             x = crops if r.numel() == 0 else torch.matmul(torch.matmul(r, crops), r.t())
-            readings = [m._forward(x)]
-            if self.flips[i]:
-                readings.append(m._forward(x.index_select(3, getattr(self, f"flip{i}"))))
-            outs.append(readings[0] if len(readings) == 1 else average_outputs(readings))
+            # the mirror image (reversed columns) by index_select, which every ONNX runtime has
+            outs.append(m.read_with_mirror(x, x.index_select(3, getattr(self, f"flip{i}"))) if self.flips[i]
+                        else m._forward(x))
         merged = outs[0] if len(outs) == 1 else average_outputs(outs)
         return tuple(merged[k] for k in ATTRIBUTE_OUTPUTS)
 
