@@ -23,3 +23,11 @@ def shared_weight(name: str) -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory):
+    """Tiny random-weight detector + attribute net files, written once per session."""
+    from maskface.inference.testing import session_tiny_models
+
+    return session_tiny_models(tmp_path_factory)

@@ -101,7 +101,8 @@ def main(argv=None) -> int:
         return fail("--opset must be 17 or newer")
     if args.threads < 0:
         return fail("--threads must be >= 0")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
 
     import torch
 

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from maskface.inference.results import Face
+from maskface.inference.tracking import box_iou_matrix
 
 __all__ = ["PARITY_LIMITS", "ParityReport", "compare_faces", "compare_runs"]
 
@@ -59,14 +60,6 @@ class ParityReport:
                 f"label mismatches {self.label_mismatches}" + "".join(f"\n  {n}" for n in self.notes))
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _probs(face: Face) -> Optional[np.ndarray]:
     """P(female), then the emotion probabilities, or None without attributes."""
     if face.gender is None or face.emotion_probs is None:
@@ -85,7 +78,8 @@ def compare_faces(a: Sequence[Face], b: Sequence[Face], report: Optional[ParityR
     r.images += 1
     r.faces_a += len(a)
     r.faces_b += len(b)
-    pairs = sorted(((_box_iou(fa.box, fb.box), i, j) for i, fa in enumerate(a) for j, fb in enumerate(b)), reverse=True)
+    ious = box_iou_matrix([f.box for f in a], [f.box for f in b])
+    pairs = sorted(((float(ious[i, j]), i, j) for i in range(len(a)) for j in range(len(b))), reverse=True)
     used_a, used_b = set(), set()
     for iou, i, j in pairs:
         if iou < 0.5 or i in used_a or j in used_b:

@@ -84,7 +84,8 @@ class OnnxDetector:
         self.session = make_session(path, threads, device)
         names = [o.name for o in self.session.get_outputs()]
         if tuple(names) != DETECTOR_OUTPUTS:
-            raise ValueError(f"{path}: outputs {names}, expected {list(DETECTOR_OUTPUTS)}; not a MaskFace detector export")
+            raise ValueError(f"{path}: outputs {names}, expected {list(DETECTOR_OUTPUTS)}; "
+                             "not a MaskFace detector export")
 
     def detect_unpasted(self, images: List[torch.Tensor], score_thresh: float = 0.5) -> List[Dict[str, torch.Tensor]]:
         """``images``: ``(3, h, w)`` float RGB 0..1 at the detector's input scale -> per image

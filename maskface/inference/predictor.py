@@ -103,7 +103,9 @@ class FacePredictor:
             module docstring).
         onnx_dir: with ``runtime="onnxruntime"``: a folder written by ``tools/export.py``
             (``manifest.json`` + ONNX files); its configs are used and no PyTorch weights are
-            needed. Default: export the selected model on first use into
+            needed (the model arguments are then ignored; thresholds, ``max_size`` and the
+            sizes ``MODEL.MIN_SIZE`` / ``MODEL.MAX_SIZE`` still apply: they act outside the
+            graphs). Default: export the selected model on first use into
             ``$MASKFACE_CACHE/onnx/<key>`` and reuse it afterwards.
         threads: ONNX Runtime intra-op threads (0 = its default, one per physical core). The
             PyTorch runtime uses ``torch.set_num_threads`` (process-wide), which tools set.
@@ -241,7 +243,8 @@ class FacePredictor:
             net = None if attribute_weights is None else self._load_attribute_net(self.attr_cfg, attribute_weights)
         finally:
             self.device = device
-        source = {"model": self._loaded_name, "detector_weights": detector_weights, "detector_sha256": sha256_file(detector_weights),
+        source = {"model": self._loaded_name, "detector_weights": detector_weights,
+                  "detector_sha256": sha256_file(detector_weights),
                   "attribute_weights": attribute_weights,
                   "attribute_sha256": None if attribute_weights is None else sha256_file(attribute_weights)}
         return export_models(folder, detector, self.cfg, sample_image(), net, self.attr_cfg, source=source)
@@ -261,6 +264,9 @@ class FacePredictor:
                 raise ValueError(f"{folder}: the export has no attribute net; pass attributes=False")
             entry = manifest["attributes"]
             self.attribute_net = OnnxAttributeNet(Path(folder) / entry["file"], entry, threads, dev)
+            if bool(self.attr_cfg.TEST.FLIP) != self.attribute_net.flip_test:
+                logger.warning("%s was exported with flip_test=%s; TEST.FLIP=%s has no effect on it (export again "
+                               "to change it)", folder, self.attribute_net.flip_test, self.attr_cfg.TEST.FLIP)
 
     def _init_from_onnx_dir(self, folder: Path, device, score_thresh, mask_thresh, max_size, detector_opts,
                             attribute_opts, attributes: bool, threads: int) -> None:
@@ -286,7 +292,7 @@ class FacePredictor:
         source = manifest.get("source", {})
         self._loaded = {"name": source.get("model"), "detector_config": None,
                         "detector_weights": source.get("detector_weights"), "attribute_config": None,
-                        "attribute_weights": source.get("attribute_weights") if self.attribute_net is not None else None,
+                        "attribute_weights": source.get("attribute_weights") if self.has_attributes else None,
                         "device": str(self.device), "runtime": "onnxruntime", "onnx_dir": str(folder)}
         self.timings = {}
 

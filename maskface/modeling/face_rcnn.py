@@ -202,7 +202,8 @@ class FaceRCNN(GeneralizedRCNN):
         # then still gives the mask head a non-empty batch (GroupNorm's reshape of an empty batch
         # fails in ONNX Runtime), at the cost of one 14x14 RoI.
         extra = [torch.cat([b, b.new_tensor([[0.0, 0.0, 1.0, 1.0]])]) for b in boxes]
-        mask_logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, extra, image_list.image_sizes)))
+        mask_features = heads.mask_roi_pool(features, extra, image_list.image_sizes)
+        mask_logits = heads.mask_predictor(heads.mask_head(mask_features))
         extra_labels = [torch.cat([lab, lab.new_ones(1)]) for lab in labels]
         probs = maskrcnn_inference(mask_logits, extra_labels)
         return [{"boxes": b, "scores": s, "masks": p[:-1, 0]} for b, s, p in zip(boxes, scores, probs)]

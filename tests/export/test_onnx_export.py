@@ -30,24 +30,17 @@ from maskface.inference.predictor import FacePredictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from maskface.inference.testing import session_tiny_models
-
-    return session_tiny_models(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("maskface_cache")
 
 
 @pytest.fixture(scope="module")
-def predictors(tiny, cache):
+def predictors(tiny_files, cache):
     mp = pytest.MonkeyPatch()
     mp.setenv("MASKFACE_CACHE", str(cache))
     try:
-        torch_p = FacePredictor(**tiny.predictor_kwargs(), device="cpu")
-        onnx_p = FacePredictor(**tiny.predictor_kwargs(), device="cpu", runtime="onnxruntime", threads=1)
+        torch_p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu")
+        onnx_p = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="onnxruntime", threads=1)
     finally:
         mp.undo()
     return torch_p, onnx_p
@@ -87,14 +80,14 @@ def test_score_threshold_is_a_graph_input(predictors):
     assert len(onnx_p(img, color="rgb")) == n
 
 
-def test_export_cache_is_reused_and_keyed_by_the_weights(tiny, cache, predictors, monkeypatch, tmp_path):
+def test_export_cache_is_reused_and_its_files_checked(tiny_files, cache, predictors, monkeypatch, tmp_path):
     monkeypatch.setenv("MASKFACE_CACHE", str(cache))
     folders = sorted(p for p in (cache / "onnx").iterdir())
     assert len(folders) == 1 and predictors[1].onnx_dir == str(folders[0])
     import maskface.export.onnx_export as ox
 
     monkeypatch.setattr(ox, "export_models", lambda *a, **k: pytest.fail("exported again"))
-    again = FacePredictor(**tiny.predictor_kwargs(), device="cpu", runtime="onnxruntime")
+    again = FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="onnxruntime")
     assert again.onnx_dir == str(folders[0])
     # the manifest lists each file's sha256; a modified file is not used
     manifest = load_manifest(folders[0])
@@ -207,18 +200,19 @@ def test_compare_faces_reports_differences():
     assert r2.faces_a == 1 and r2.paired == 0 and not r2.ok() and "without a partner" in r2.notes[0]
 
 
-def test_export_tool_writes_files_and_passes_its_check(tiny, tmp_path, capsys):
+def test_export_tool_writes_files_and_passes_its_check(tiny_files, tmp_path, capsys):
     export = load_tool("export")
     out = tmp_path / "deploy"
-    rc = export.main(["--output", str(out), "--detector-config", tiny.detector_config, "--detector-weights",
-                      tiny.detector_weights, "--attribute-config", tiny.attribute_config, "--attribute-weights",
-                      tiny.attribute_weights, "--threads", "1", "--quiet"])
+    t = tiny_files
+    rc = export.main(["--output", str(out), "--detector-config", t.detector_config, "--detector-weights",
+                      t.detector_weights, "--attribute-config", t.attribute_config, "--attribute-weights",
+                      t.attribute_weights, "--threads", "1", "--quiet"])
     printed = capsys.readouterr().out
     assert rc == 0 and "check passed" in printed and "largest box difference" in printed
     check = json.loads((out / "check.json").read_text())
     assert check["ok"] and check["paired"] == check["faces_a"] > 0
     manifest = load_manifest(out)  # sha256s verified
-    assert manifest["source"]["detector_weights"] == tiny.detector_weights and manifest["opset"] == 17
+    assert manifest["source"]["detector_weights"] == tiny_files.detector_weights and manifest["opset"] == 17
     # tools/infer.py on the exported folder
     infer = load_tool("infer")
     img = tmp_path / "img.png"
@@ -232,7 +226,7 @@ def test_export_tool_writes_files_and_passes_its_check(tiny, tmp_path, capsys):
     assert export.main(["--output", str(tmp_path / "x"), "--opset", "11"]) == 2
 
 
-def test_missing_onnxruntime_says_how_to_install(monkeypatch, tiny):
+def test_missing_onnxruntime_says_how_to_install(monkeypatch, tiny_files):
     import sys
 
     from maskface.export.onnx_export import require_onnxruntime
@@ -241,6 +235,6 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, tiny):
     with pytest.raises(ImportError, match=r'pip install -e "\.\[onnx\]"'):
         require_onnxruntime()
     with pytest.raises(ImportError, match="optional packages onnx and onnxruntime"):
-        FacePredictor(**tiny.predictor_kwargs(), device="cpu", runtime="onnxruntime")
+        FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="onnxruntime")
     with pytest.raises(ValueError, match="runtime must be one of"):
-        FacePredictor(**tiny.predictor_kwargs(), device="cpu", runtime="tensorrt")
+        FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="tensorrt")
