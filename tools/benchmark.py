@@ -225,7 +225,8 @@ def _add_run_args(p, iters: int, warmup: int, iters_help: str) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
                    help="where to run; auto = CUDA when available, else CPU (default auto)")
-    g.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's default)")
+    g.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads of torch and of ONNX Runtime (--runtime onnxruntime); default: each one's default")
     g.add_argument("--iters", type=int, default=iters, metavar="N", help=f"{iters_help} (default {iters})")
     g.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"untimed warm-up calls (default {warmup})")
     g.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
@@ -324,6 +325,11 @@ examples:
 
   # another input size, more iterations, on the GPU
   python tools/benchmark.py pipeline --device cuda --input-size 1280x720 --iters 50
+
+  # ONNX Runtime (the model exported into the cache on first use); --no-attributes: the det column
+  # is the detector alone
+  python tools/benchmark.py pipeline --device cpu --threads 2 --runtime onnxruntime --batch-sizes 1
+  python tools/benchmark.py pipeline --device cpu --threads 2 --runtime onnxruntime --no-attributes
 
   # your own photo and checkpoints (files override the zoo entry's)
   python tools/benchmark.py pipeline --image group.jpg --detector-config configs/maskface_R18_FPN_lite.yaml \\
