@@ -16,7 +16,7 @@ from maskface.evaluation.peers import PEERS, build_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import shared_weight  # noqa: E402
+from shared_weights import shared_weight  # noqa: E402
 from tool_loader import load_tool  # noqa: E402
 
 ASTRONAUT_FACE = [178.0, 60.0, 270.0, 176.0]  # xyxy px, hand-checked on skimage.data.astronaut()

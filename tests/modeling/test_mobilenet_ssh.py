@@ -21,7 +21,7 @@ from maskface.modeling.mobilenet_ssh import (
     check_known_file,
 )
 
-from conftest import shared_weight  # noqa: E402
+from shared_weights import shared_weight  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "maskface_MV1_SSH_lite.yaml"
