@@ -29,10 +29,10 @@ from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -179,6 +179,11 @@ class FaceRCNN(GeneralizedRCNN):
             to be pasted by :func:`maskface.inference.masks.paste_masks`. This is the graph exported
             to ONNX (:mod:`maskface.export`), so both runtimes share everything after it.
         """
+        if self.training:
+            raise RuntimeError("detect_unpasted is inference only: call model.eval() first")
+        for i, img in enumerate(images):
+            if img.dim() != 3 or img.shape[0] != 3:
+                raise ValueError(f"image {i}: expected a (3, H, W) tensor, got shape {tuple(img.shape)}")
         sizes = [(img.shape[-2], img.shape[-1]) for img in images]
         batched = self.transform.batch_images([self.transform.normalize(img) for img in images],
                                               size_divisible=self.transform.size_divisible)
