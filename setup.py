@@ -1,7 +1,8 @@
 """MaskFace setup.
 
 Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
-(add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app).
+(add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app,
+``[onnx]`` for ONNX export and the ONNX Runtime path).
 """
 
 from pathlib import Path
@@ -28,9 +29,12 @@ extras = {
     "train": ["tensorboard"],  # TensorBoard scalars next to the JSON-lines metrics log
     # tools/serve.py web app and REST API, served by waitress (production WSGI server, pure Python)
     "serve": ["flask>=2.3", "waitress>=3.0"],
+    # tools/export.py and FacePredictor(runtime="onnxruntime"). mediapipe 0.10.14 (extra "annotate")
+    # pins protobuf < 5: onnx 1.17 works with protobuf 4.25, recent onnx (1.23) needs protobuf >= 6.31.
+    "onnx": ["onnx>=1.15,<1.18", "onnxruntime>=1.17"],
 }
 extras["dev"] = sorted(
-    set(extras["annotate"] + extras["train"] + extras["serve"])
+    set(extras["annotate"] + extras["train"] + extras["serve"] + extras["onnx"])  # ONNX parity tests run in CI
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
     # MTCNN detection peer (tests/evaluation/test_peers.py): facenet-pytorch itself pins torch < 2.3,
     # so README's test command installs it with --no-deps; requests is its one missing runtime import

@@ -101,20 +101,34 @@ def _write_json(path: str, obj: Dict) -> None:
         save_json(obj, path, indent=2)
 
 
-def _env_info(device: Optional[str] = None) -> Dict:
+def _env_info(device: Optional[str] = None, runtime: str = "torch") -> Dict:
+    import os
+
     import torch
 
     cuda = device is not None and str(device).startswith("cuda")
-    return {
+    info = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # other jobs on the CPU
         "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
     }
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    return info
 
 
 def _env_line(info: Dict) -> str:
-    return f"torch {info['torch']}, {info['threads']} CPU threads" + (f", {info['gpu']}" if info.get("gpu") else "")
+    line = f"torch {info['torch']}, {info['threads']} CPU threads"
+    if info.get("onnxruntime"):
+        line += f", onnxruntime {info['onnxruntime']}"
+    if info.get("load_average_1min") is not None:
+        line += f", 1-min load average {info['load_average_1min']:.1f} on {info['cpu_count']} CPUs (this run included)"
+    return line + (f", {info['gpu']}" if info.get("gpu") else "")
 
 
 def run_detector(args) -> int:
@@ -198,6 +212,10 @@ def _add_model_args(p, detector: bool = True) -> None:
                                                       " (alone: its stored config; with --attribute-config only: random init)"))
     if detector:
         g.add_argument("--no-attributes", action="store_true", help="detection + masks only")
+        g.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                       help="PyTorch (default) or ONNX Runtime (exported into the cache on first use, or --onnx-dir), "
+                            "e.g. --runtime onnxruntime")
+        g.add_argument("--onnx-dir", metavar="DIR", help="with --runtime onnxruntime: a tools/export.py folder")
     g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                    help=("detector" if detector else "attribute-net") + " config overrides, e.g. "
                    + ("MODEL.MIN_SIZE 320" if detector else "MODEL.CROP_SIZE 48"))
@@ -207,7 +225,8 @@ def _add_run_args(p, iters: int, warmup: int, iters_help: str) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
                    help="where to run; auto = CUDA when available, else CPU (default auto)")
-    g.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's default)")
+    g.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads of torch and of ONNX Runtime (--runtime onnxruntime); default: each one's default")
     g.add_argument("--iters", type=int, default=iters, metavar="N", help=f"{iters_help} (default {iters})")
     g.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"untimed warm-up calls (default {warmup})")
     g.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
@@ -253,13 +272,10 @@ def _load_image(args, prog: str, size: Optional[Tuple[int, int]]):
 
 
 def _load_predictor(args, prog: str):
-    from maskface.inference.predictor import FacePredictor
+    from maskface.inference.cli import predictor_from_args
 
     try:
-        return FacePredictor(
-            model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
-            attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, device=args.device,
-            detector_opts=args.opts, attributes=not args.no_attributes)
+        return predictor_from_args(args, device=args.device)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
         print(f"benchmark.py {prog}: cannot load the model: {e}", file=sys.stderr)
         return None
@@ -279,6 +295,8 @@ def _predictor_info(predictor) -> Dict:
         "max_size": predictor.max_size,
         "score_thresh": predictor.score_thresh,
         "device": str(predictor.device),
+        "runtime": predictor.runtime,
+        "onnx_dir": predictor.onnx_dir,
     }
 
 
@@ -286,7 +304,7 @@ def _predictor_line(info: Dict) -> str:
     name = info["model"] or info["detector_config"] or "detector"
     attrs = f"attributes {info['attribute_config'] or info['attribute_weights']}" if info["attribute_weights"] else "no attributes"
     return (f"{name}: {info['backbone']}, model input {info['model_input']}, score >= {info['score_thresh']:g}, "
-            f"{attrs}, on {info['device']}")
+            f"{attrs}, on {info['device']} with {info['runtime']}")
 
 
 STAGE_COLUMNS = [
@@ -307,6 +325,11 @@ examples:
 
   # another input size, more iterations, on the GPU
   python tools/benchmark.py pipeline --device cuda --input-size 1280x720 --iters 50
+
+  # ONNX Runtime (the model exported into the cache on first use); --no-attributes: the det column
+  # is the detector alone
+  python tools/benchmark.py pipeline --device cpu --threads 2 --runtime onnxruntime --batch-sizes 1
+  python tools/benchmark.py pipeline --device cpu --threads 2 --runtime onnxruntime --no-attributes
 
   # your own photo and checkpoints (files override the zoo entry's)
   python tools/benchmark.py pipeline --image group.jpg --detector-config configs/maskface_R18_FPN_lite.yaml \\
@@ -356,7 +379,7 @@ def run_pipeline(args) -> int:
     image, image_desc = loaded
     rows = [benchmark_pipeline(predictor, image, batch=b, iters=args.iters, warmup=args.warmup)
             for b in sorted(args.batch_sizes)]
-    info = {**_predictor_info(predictor), "image": image_desc, **_env_info(str(predictor.device))}
+    info = {**_predictor_info(predictor), "image": image_desc, **_env_info(str(predictor.device), predictor.runtime)}
     print(_predictor_line(info))
     print(f"image: {image_desc}; {_env_line(info)}; stage columns: ms per image")
     cols = [("input", "input", "{}"), ("batch", "batch", "{}"), ("faces", "faces_per_image", "{:.1f}"),
@@ -559,7 +582,7 @@ def run_video(args) -> int:
         except VideoOpenError as e:
             print(f"benchmark.py {prog}: {e}", file=sys.stderr)
             return 1
-    info = {**_predictor_info(predictor), "video": clip, **_env_info(str(predictor.device))}
+    info = {**_predictor_info(predictor), "video": clip, **_env_info(str(predictor.device), predictor.runtime)}
     print(_predictor_line(info))
     print(f"video: {clip}; {_env_line(info)}; stage columns: ms per frame")
     cols = [("input", "input", "{}"), ("frames", "frames", "{}"), ("batch", "batch_size", "{}"),

@@ -142,6 +142,9 @@ example:
   # UTKFace's 200 px chips with a 25 % grey border, so faces appear at a photo-like scale
   python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 \
       --output eval/pipeline_utkface_pad
+  # the same with the exported ONNX models (ONNX Runtime; exported into the cache on first use)
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 --runtime onnxruntime \
+      --output eval/pipeline_utkface_pad_onnx
 
 Writes into --output: attribute_metrics.json (the metrics over matched faces, plus labelled_faces,
 described_faces and described_fraction) and confusion-matrix PNGs.
@@ -158,9 +161,10 @@ def add_pipeline_parser(subparsers) -> None:
         epilog=PIPELINE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from maskface.inference.cli import add_model_arguments
+    from maskface.inference.cli import add_model_arguments, add_runtime_arguments
 
     add_model_arguments(p.add_argument_group("model"))
+    add_runtime_arguments(p.add_argument_group("runtime"))
     p.add_argument("--dataset", required=True, nargs="+", help="COCO face JSON file(s) or registered names")
     p.add_argument("--image-root", default="", help="image folder for relative file names in --dataset")
     p.add_argument("--output", required=True, help="folder for attribute_metrics.json and PNGs")
@@ -185,7 +189,7 @@ def run_pipeline(args) -> int:
     from maskface.data.coco_faces import get_dataset
     from maskface.evaluation.attribute_metrics import flatten_metrics, save_attribute_report
     from maskface.evaluation.pipeline_evaluation import evaluate_pipeline
-    from maskface.inference.cli import predictor_from_args
+    from maskface.inference.cli import apply_threads, predictor_from_args
 
     if args.no_attributes:
         print("evaluate.py pipeline: --no-attributes leaves nothing to evaluate", file=sys.stderr)
@@ -195,12 +199,14 @@ def run_pipeline(args) -> int:
         random.Random(args.seed).shuffle(records)
         records = records[: args.max_images]
     try:
+        apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh, retry_pad=args.retry_pad)
-    except ValueError as e:
+    except (ValueError, ImportError) as e:
         print(f"evaluate.py pipeline: {e}", file=sys.stderr)
         return 2
     metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou, pad=args.pad)
     metrics["model"] = predictor.model_info["name"]
+    metrics["runtime"] = predictor.runtime
     metrics["datasets"] = list(args.dataset)
     metrics["pad"] = args.pad
     metrics["retry_pad"] = args.retry_pad

@@ -11,6 +11,8 @@ Examples:
     python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # always add a border first
     python tools/infer.py --input photos/ --output out/ --retry-pad 0        # never retry with a border
     python tools/infer.py --input scans/ --output out/ --max-megapixels 250  # allow bigger images
+    python tools/infer.py --input photo.jpg --output out/ --runtime onnxruntime --threads 2   # ONNX Runtime
+    python tools/infer.py --input photo.jpg --output out/ --runtime onnxruntime --onnx-dir deploy/maskface-lite
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.cli import add_model_arguments, add_runtime_arguments, apply_threads, predictor_from_args  # noqa: E402,E501
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 from maskface.inference.padding import check_pad  # noqa: E402
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_runtime_arguments(r)
     r.add_argument("--batch-size", type=int, default=4, help="images / frames per forward")
     r.add_argument("--score-thresh", type=float, help="minimum detection score (config MODEL.SCORE_THRESH)")
     r.add_argument("--mask-thresh", type=float, help="mask probability threshold (config MODEL.MASK_THRESH)")
@@ -144,6 +147,7 @@ def main(argv=None) -> int:
     from maskface.inference.runner import InferenceRunner
 
     try:
+        apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
                                         mask_thresh=args.mask_thresh, max_size=args.max_size, pad=args.pad,
                                         retry_pad=args.retry_pad)

@@ -5,8 +5,9 @@ Examples:
     python tools/serve.py                                   # http://127.0.0.1:8000, model maskface-lite
     python tools/serve.py --port 8080 --device cuda
     python tools/serve.py --host 0.0.0.0 --max-upload-mb 64 --timeout 300 --max-video-frames 3000
-    python tools/serve.py --max-megapixels 40 --threads 8                # tighter pixel cap, fewer threads
+    python tools/serve.py --max-megapixels 40 --http-threads 8           # tighter pixel cap, fewer HTTP threads
     python tools/serve.py --detector-config cfg.yaml --detector-weights det.pth --no-attributes
+    python tools/serve.py --runtime onnxruntime --onnx-dir deploy/maskface-lite --threads 2
     curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
     curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
 
@@ -39,7 +40,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, predictor_from_args  # noqa: E402
+from maskface.inference.cli import add_model_arguments, add_runtime_arguments, apply_threads, predictor_from_args  # noqa: E402,E501
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 
 logger = logging.getLogger("maskface.serve")
@@ -62,13 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
                    help="largest accepted image / video frame, in megapixels, read from the file header before "
                         f"decoding; larger ones get 413 (default {DEFAULT_MAX_PIXELS / 1e6:g}; e.g. 40)")
-    s.add_argument("--threads", type=int, default=None,
+    s.add_argument("--http-threads", type=int, default=None,
                    help="HTTP threads (default: --max-pending + 4, so a full queue is still answered with 503)")
     s.add_argument("--tmp-dir", default=None, help="parent folder of the per-request temporary files "
                                                     "(default: the system temp folder)")
     m = p.add_argument_group("model (loaded once, at start-up)")
     add_model_arguments(m)
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_runtime_arguments(m)
     m.add_argument("--score-thresh", type=float,
                    help="server default minimum score; requests may raise it, not lower it")
     m.add_argument("--mask-thresh", type=float, help="server default mask probability threshold")
@@ -87,8 +89,8 @@ def main(argv=None) -> int:
         return fail(f"--port must be in 0..65535, got {args.port}")
     if args.max_upload_mb <= 0 or args.timeout <= 0 or args.max_video_frames < 1 or args.max_pending < 1:
         return fail("--max-upload-mb and --timeout must be > 0, --max-video-frames and --max-pending >= 1")
-    if not args.max_megapixels > 0 or (args.threads is not None and args.threads < 1):
-        return fail("--max-megapixels must be > 0 and --threads >= 1")
+    if not args.max_megapixels > 0 or (args.http_threads is not None and args.http_threads < 1):
+        return fail("--max-megapixels must be > 0 and --http-threads >= 1")
     try:
         import flask  # noqa: F401
         import waitress  # noqa: F401
@@ -101,6 +103,7 @@ def main(argv=None) -> int:
 
     setup_logging()
     try:
+        apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
                                         mask_thresh=args.mask_thresh, max_size=args.max_size)
     except Exception as e:  # noqa: BLE001 - every load failure is reported the same way
@@ -110,7 +113,7 @@ def main(argv=None) -> int:
                     max_pixels=int(args.max_megapixels * 1e6))
     app = create_app(predictor, limits=limits, tmp_dir=args.tmp_dir)
     try:
-        server = make_server(app, args.host, args.port, threads=args.threads)
+        server = make_server(app, args.host, args.port, threads=args.http_threads)
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {e}")
     host = f"[{args.host}]" if ":" in args.host else args.host

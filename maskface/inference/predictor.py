@@ -15,6 +15,12 @@ attribute-net forward for all faces of the batch -> ``decode`` -> ``Face`` recor
 
 Without an attribute net (no ``attribute_weights`` and no model-zoo entry providing them, or
 ``attributes=False``) faces carry ``None`` for every attribute field.
+
+Runtimes: ``runtime="torch"`` (default) runs the PyTorch modules; ``runtime="onnxruntime"`` runs
+the exported ONNX graphs (:mod:`maskface.inference.onnx_runtime`; ``pip install -e ".[onnx]"``),
+from ``onnx_dir`` or exported on first use into the cache. Both share every step outside the
+networks (resize, mask pasting, crops, decoding), so they return the same ``Face`` records up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ import numpy as np
 import torch
 
 from maskface.inference.image_io import load_image, resize_max_side, to_rgb_array
+from maskface.inference.masks import paste_masks
 from maskface.inference.padding import check_pad, pad_image, unpad_face
 from maskface.inference.results import Face, ImageResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FacePredictor", "ImageInput"]
+__all__ = ["FacePredictor", "ImageInput", "RUNTIMES"]
+
+#: Values of ``FacePredictor(runtime=...)``.
+RUNTIMES = ("torch", "onnxruntime")
 
 ImageInput = Union[str, Path, np.ndarray]
 
@@ -89,6 +99,16 @@ class FacePredictor:
             border of this fraction (default 0.25): a face chip that the face fills to the edge
             is then found without the caller knowing it needs ``pad``. 0 = never retry. Costs a
             second detector call only on images where nothing was found.
+        runtime: ``"torch"`` (default) or ``"onnxruntime"`` (the exported ONNX graphs; see the
+            module docstring).
+        onnx_dir: with ``runtime="onnxruntime"``: a folder written by ``tools/export.py``
+            (``manifest.json`` + ONNX files); its configs are used and no PyTorch weights are
+            needed (the model arguments are then ignored; thresholds, ``max_size`` and the
+            sizes ``MODEL.MIN_SIZE`` / ``MODEL.MAX_SIZE`` still apply: they act outside the
+            graphs). Default: export the selected model on first use into
+            ``$MASKFACE_CACHE/onnx/<key>`` and reuse it afterwards.
+        threads: ONNX Runtime intra-op threads (0 = its default, one per physical core). The
+            PyTorch runtime uses ``torch.set_num_threads`` (process-wide), which tools set.
 
     Attributes:
         cfg, attr_cfg: the merged (frozen) configs; ``attr_cfg`` is ``None`` without attributes.
@@ -113,11 +133,26 @@ class FacePredictor:
         attributes: bool = True,
         pad: float = 0.0,
         retry_pad: float = 0.25,
+        runtime: str = "torch",
+        onnx_dir: Optional[Union[str, Path]] = None,
+        threads: int = 0,
     ):
         from maskface.engine.utils import resolve_device
 
         self.pad = pad
         self.retry_pad = retry_pad
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        if onnx_dir is not None and runtime != "onnxruntime":
+            raise ValueError("onnx_dir is only used with runtime='onnxruntime'")
+        if int(threads) < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self.runtime = runtime
+        self.onnx_dir: Optional[str] = None
+        if onnx_dir is not None:
+            self._init_from_onnx_dir(Path(onnx_dir), device, score_thresh, mask_thresh, max_size, detector_opts,
+                                     attribute_opts, attributes, int(threads))
+            return
 
         if model is None and detector_config is None and detector_weights is None:
             from maskface.model_zoo import DEFAULT_MODEL
@@ -136,6 +171,7 @@ class FacePredictor:
                     attribute_config = entry.config_path("attribute")
                 if attribute_weights is None and attribute_config is not None:
                     attribute_weights = entry.weights_path("attribute")
+        self._loaded_name = model
         if detector_weights is None:
             raise ValueError("FacePredictor: no detector weights; pass detector_weights=PATH or a model-zoo name "
                              "(model='maskface-lite')")
@@ -150,19 +186,23 @@ class FacePredictor:
                                                           max_size)
         device = self.cfg.MODEL.DEVICE if device in (None, "") and "DEVICE" in self.cfg.MODEL else device
         self.device = resolve_device(device or "auto")
-        self.detector = self._load_detector(self.cfg, str(detector_weights))
+        self.attr_cfg = None
+        if attribute_weights is not None:
+            self.attr_cfg = self._attribute_cfg(attribute_config, attribute_opts)
+        else:
+            logger.info("No attribute net: faces will have age/gender/emotion = None")
+        self.attribute_net = None
+        if runtime == "onnxruntime":
+            folder = self._cached_export(str(detector_weights), None if attribute_weights is None
+                                         else str(attribute_weights))
+            self._load_onnx(folder, int(threads))
+        else:
+            self.detector = self._load_detector(self.cfg, str(detector_weights))
+            if attribute_weights is not None:
+                self.attribute_net = self._load_attribute_net(self.attr_cfg, str(attribute_weights))
         self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
         self.mask_thresh = float(self.cfg.MODEL.MASK_THRESH)
         self.max_size = int(self.cfg.MODEL.MAX_SIZE)
-
-        # --- attribute net ---------------------------------------------------------------------------
-        self.attr_cfg = None
-        self.attribute_net = None
-        if attribute_weights is not None:
-            self.attr_cfg = self._attribute_cfg(attribute_config, attribute_opts)
-            self.attribute_net = self._load_attribute_net(self.attr_cfg, str(attribute_weights))
-        else:
-            logger.info("No attribute net: faces will have age/gender/emotion = None")
 
         self._loaded: Dict[str, Any] = {
             "name": model,
@@ -173,8 +213,88 @@ class FacePredictor:
             and isinstance(attribute_config, (str, Path)) else None,
             "attribute_weights": None if attribute_weights is None else str(attribute_weights),
             "device": str(self.device),
+            "runtime": runtime,
         }
+        if runtime == "onnxruntime":
+            self._loaded["onnx_dir"] = self.onnx_dir
         self.timings: Dict[str, float] = {}
+
+    # ONNX Runtime ---------------------------------------------------------------------------------
+    def _cached_export(self, detector_weights: str, attribute_weights: Optional[str]) -> str:
+        """Folder of the ONNX export of these configs + weights, exported now when not cached."""
+        from maskface.inference.onnx_runtime import cached_manifest, export_cache_dir, export_key
+        from maskface.export.onnx_export import require_onnxruntime
+
+        require_onnxruntime()  # fail before a long export
+        folder = export_cache_dir(export_key(self.cfg, detector_weights, self.attr_cfg, attribute_weights))
+        if cached_manifest(folder) is None:
+            logger.info("Exporting the models to ONNX (first use) into %s", folder)
+            self._export_to(folder, detector_weights, attribute_weights)
+        return str(folder)
+
+    def _export_to(self, folder, detector_weights: str, attribute_weights: Optional[str]):
+        """Load the PyTorch models on the CPU and export them to ``folder`` (:func:`export_models`)."""
+        from maskface.export.onnx_export import export_models, sample_image
+        from maskface.model_zoo.registry import sha256_file
+
+        device, self.device = self.device, torch.device("cpu")
+        try:
+            detector = self._load_detector(self.cfg, detector_weights)
+            net = None if attribute_weights is None else self._load_attribute_net(self.attr_cfg, attribute_weights)
+        finally:
+            self.device = device
+        source = {"model": self._loaded_name, "detector_weights": detector_weights,
+                  "detector_sha256": sha256_file(detector_weights),
+                  "attribute_weights": attribute_weights,
+                  "attribute_sha256": None if attribute_weights is None else sha256_file(attribute_weights)}
+        return export_models(folder, detector, self.cfg, sample_image(), net, self.attr_cfg, source=source)
+
+    def _load_onnx(self, folder: str, threads: int) -> None:
+        from maskface.export.onnx_export import load_manifest
+        from maskface.inference.onnx_runtime import OnnxAttributeNet, OnnxDetector
+
+        manifest = load_manifest(folder)
+        self.onnx_dir = str(folder)
+        self.manifest = manifest
+        dev = str(self.device)
+        self.detector = OnnxDetector(Path(folder) / manifest["detector"]["file"], threads, dev)
+        self.attribute_net = None
+        if self.attr_cfg is not None:
+            if not manifest.get("attributes"):
+                raise ValueError(f"{folder}: the export has no attribute net; pass attributes=False")
+            entry = manifest["attributes"]
+            self.attribute_net = OnnxAttributeNet(Path(folder) / entry["file"], entry, threads, dev)
+            if bool(self.attr_cfg.TEST.FLIP) != self.attribute_net.flip_test:
+                logger.warning("%s was exported with flip_test=%s; TEST.FLIP=%s has no effect on it (export again "
+                               "to change it)", folder, self.attribute_net.flip_test, self.attr_cfg.TEST.FLIP)
+
+    def _init_from_onnx_dir(self, folder: Path, device, score_thresh, mask_thresh, max_size, detector_opts,
+                            attribute_opts, attributes: bool, threads: int) -> None:
+        """``FacePredictor(runtime="onnxruntime", onnx_dir=...)``: configs from the manifest."""
+        from maskface.engine.utils import resolve_device
+        from maskface.export.onnx_export import load_manifest, require_onnxruntime
+
+        require_onnxruntime()
+        manifest = load_manifest(folder)
+        self.cfg, self._cfg_min_size = self._detector_cfg(manifest["detector"]["config"], detector_opts, score_thresh,
+                                                          mask_thresh, max_size)
+        self.device = resolve_device(device or "auto")
+        entry = manifest.get("attributes")
+        self.attr_cfg = None
+        if attributes and entry and entry.get("config"):
+            self.attr_cfg = self._attribute_cfg(entry["config"], attribute_opts)
+        elif attributes and entry:
+            self.attr_cfg = self._attribute_cfg(None, attribute_opts)
+        self._load_onnx(str(folder), threads)
+        self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
+        self.mask_thresh = float(self.cfg.MODEL.MASK_THRESH)
+        self.max_size = int(self.cfg.MODEL.MAX_SIZE)
+        source = manifest.get("source", {})
+        self._loaded = {"name": source.get("model"), "detector_config": None,
+                        "detector_weights": source.get("detector_weights"), "attribute_config": None,
+                        "attribute_weights": source.get("attribute_weights") if self.has_attributes else None,
+                        "device": str(self.device), "runtime": "onnxruntime", "onnx_dir": str(folder)}
+        self.timings = {}
 
     # construction --------------------------------------------------------------------------------
     @staticmethod
@@ -418,8 +538,9 @@ class FacePredictor:
         border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
         """
         cuda = self.device.type == "cuda"
+        unpasted = hasattr(self.detector, "detect_unpasted")
         t0 = time.perf_counter()
-        rgbs, tensors, scales, borders = [], [], [], []
+        rgbs, tensors, borders = [], [], []
         for rgb in originals:
             border = None
             if pad > 0:
@@ -427,25 +548,38 @@ class FacePredictor:
                 rgb, (px, py) = pad_image(rgb, pad)
                 border = (px, py, w, h)
             small, _ = resize_max_side(rgb, self.max_size)
-            tensors.append(torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0))
+            t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+            if unpasted:  # the detector's own resize, done here (shared by both runtimes)
+                from maskface.modeling.face_rcnn import resize_for_detector
+
+                t = resize_for_detector(t, min(self._cfg_min_size, self.max_size), self.max_size)
+            tensors.append(t)
             rgbs.append(rgb)
             borders.append(border)
-            scales.append((rgb.shape[1] / small.shape[1], rgb.shape[0] / small.shape[0]))
         if cuda:
             torch.cuda.synchronize(self.device)
         t1 = time.perf_counter()
-        outputs = self.detector(tensors) if tensors else []
+        if not tensors:
+            outputs = []
+        elif unpasted:
+            outputs = self.detector.detect_unpasted(tensors, score_thresh=self.score_thresh)
+        else:  # any detector with the documented model(images) interface (masks pasted by it)
+            outputs = self.detector(tensors)
         if cuda:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
-        per_image = [self._postprocess(rgb, out, sx, sy) for rgb, out, (sx, sy) in zip(rgbs, outputs, scales)]
+        per_image = [self._postprocess(rgb, out, rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])
+                     for rgb, out, t in zip(rgbs, outputs, tensors)]
         if cuda:
             torch.cuda.synchronize(self.device)
         return rgbs, borders, per_image, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
     def _postprocess(self, rgb: np.ndarray, out: Dict[str, torch.Tensor], sx: float, sy: float):
-        """Detector output of a (possibly shrunk) image -> boxes (N,4) float32 numpy in original
-        px, masks on the device (N, H, W) bool, and (scores, masks as numpy bool)."""
+        """Detector output on an image scaled by ``1 / sx, 1 / sy`` -> boxes (N, 4) float32 numpy
+        in ``rgb``'s px, masks for the crops (on the device), and (scores, masks as numpy bool).
+
+        Box-sized ``(N, M, M)`` mask probabilities are pasted straight into ``rgb``'s pixels
+        (:func:`paste_masks`); full-image ``(N, 1, h, w)`` ones are resampled to it."""
         h, w = rgb.shape[:2]
         keep = out["scores"] >= self.score_thresh
         if "labels" in out:
@@ -458,9 +592,13 @@ class FacePredictor:
             boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
         n = boxes.shape[0]
+        boxes_np = boxes.cpu().numpy().astype(np.float32)
         if probs is None:
             masks = [None] * n
             masks_np = [None] * n
+        elif probs.dim() == 3:  # box-sized probabilities: paste where the faces are
+            masks_np = paste_masks(probs.float().cpu().numpy(), boxes_np, h, w, self.mask_thresh)
+            masks = [torch.from_numpy(m).to(self.device) for m in masks_np] if self.device.type == "cuda" else masks_np
         else:
             probs = probs[:, 0] if probs.dim() == 4 else probs
             if probs.shape[-2:] != (h, w):
@@ -474,7 +612,7 @@ class FacePredictor:
             else:
                 masks = probs > self.mask_thresh
             masks_np = list(masks.cpu().numpy()) if n else []
-        return boxes.cpu().numpy().astype(np.float32), masks, (scores.cpu().numpy(), masks_np)
+        return boxes_np, masks, (scores.cpu().numpy(), masks_np)
 
     # conveniences -----------------------------------------------------------------------------------------
     def warmup(self, size=(480, 640)) -> None:
@@ -482,5 +620,5 @@ class FacePredictor:
         self.predict_batch([np.zeros((*size, 3), np.uint8)], color="rgb")
 
     def __repr__(self) -> str:
-        return (f"FacePredictor(model={self.model_info['name']!r}, device={self.device}, "
+        return (f"FacePredictor(model={self.model_info['name']!r}, runtime={self.runtime}, device={self.device}, "
                 f"attributes={self.has_attributes}, score_thresh={self.score_thresh}, max_size={self.max_size})")

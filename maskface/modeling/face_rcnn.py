@@ -29,9 +29,11 @@ from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.roi_heads import maskrcnn_inference
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks
 from torchvision.ops import MultiScaleRoIAlign
 
 from maskface.modeling.backbone import SSH_BACKBONES, build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
@@ -161,6 +163,56 @@ class FaceRCNN(GeneralizedRCNN):
         super().__init__(backbone, rpn, roi_heads, transform)
         self.mask_thresh = float(mask_thresh)
 
+    def detect_unpasted(self, images: List[torch.Tensor], score_thresh=None) -> List[Dict[str, torch.Tensor]]:
+        """Inference without the model's own resize and without mask pasting (eval mode).
+
+        Args:
+            images: ``(3, h, w)`` float RGB in 0..1, already at the detector's input scale
+                (:func:`resize_for_detector`); normalisation and padding to a multiple of 32 happen
+                here.
+            score_thresh: detections scoring at most this are dropped before the mask head (a float,
+                or a 0-d tensor when tracing for export); default the box head's ``score_thresh``.
+
+        Returns:
+            One dict per image: ``boxes`` ``(N, 4)`` xyxy in pixels of the given image, ``scores``
+            ``(N,)``, ``masks`` ``(N, M, M)`` face probabilities in 0..1 on the box (``M`` = 28),
+            to be pasted by :func:`maskface.inference.masks.paste_masks`. This is the graph exported
+            to ONNX (:mod:`maskface.export`), so both runtimes share everything after it.
+        """
+        if self.training:
+            raise RuntimeError("detect_unpasted is inference only: call model.eval() first")
+        for i, img in enumerate(images):
+            if img.dim() != 3 or img.shape[0] != 3:
+                raise ValueError(f"image {i}: expected a (3, H, W) tensor, got shape {tuple(img.shape)}")
+        sizes = [(img.shape[-2], img.shape[-1]) for img in images]
+        batched = self.transform.batch_images([self.transform.normalize(img) for img in images],
+                                              size_divisible=self.transform.size_divisible)
+        image_list = ImageList(batched, sizes)
+        features = self.backbone(batched)
+        if isinstance(features, torch.Tensor):
+            features = {"0": features}
+        proposals, _ = self.rpn(image_list, features)
+        heads = self.roi_heads
+        previous = heads.score_thresh
+        if score_thresh is not None:
+            heads.score_thresh = score_thresh
+        try:
+            box_features = heads.box_head(heads.box_roi_pool(features, proposals, image_list.image_sizes))
+            class_logits, box_regression = heads.box_predictor(box_features)
+            boxes, scores, labels = heads.postprocess_detections(class_logits, box_regression, proposals,
+                                                                 image_list.image_sizes)
+        finally:
+            heads.score_thresh = previous
+        # One extra box per image through the mask head, dropped afterwards: an image without faces
+        # then still gives the mask head a non-empty batch (GroupNorm's reshape of an empty batch
+        # fails in ONNX Runtime), at the cost of one 14x14 RoI.
+        extra = [torch.cat([b, b.new_tensor([[0.0, 0.0, 1.0, 1.0]])]) for b in boxes]
+        mask_features = heads.mask_roi_pool(features, extra, image_list.image_sizes)
+        mask_logits = heads.mask_predictor(heads.mask_head(mask_features))
+        extra_labels = [torch.cat([lab, lab.new_ones(1)]) for lab in labels]
+        probs = maskrcnn_inference(mask_logits, extra_labels)
+        return [{"boxes": b, "scores": s, "masks": p[:-1, 0]} for b, s, p in zip(boxes, scores, probs)]
+
     @classmethod
     def from_config(cls, cfg) -> Dict:
         """Keyword arguments of :class:`FaceRCNN` (backbone included) from a config.
@@ -200,6 +252,16 @@ class FaceRCNN(GeneralizedRCNN):
             detections_per_img=m.DETECTIONS_PER_IMAGE,
             mask_thresh=m.MASK_THRESH,
         )
+
+
+def resize_for_detector(image: torch.Tensor, min_size: int, max_size: int) -> torch.Tensor:
+    """The detector's inference resize, outside the model: ``(3, H, W)`` float -> ``(3, h, w)``.
+
+    Shorter side to ``min_size``, longer side capped at ``max_size`` (scale = the smaller of the
+    two ratios; bilinear, ``align_corners=False``), exactly as :class:`GeneralizedRCNNTransform`
+    does it in eval mode. Input of :meth:`FaceRCNN.detect_unpasted` and of the exported ONNX graph.
+    """
+    return _resize_image_and_masks(image, int(min_size), int(max_size))[0]
 
 
 def build_face_rcnn(cfg) -> FaceRCNN:

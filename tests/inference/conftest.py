@@ -1,14 +1,8 @@
-"""Shared fixtures of the inference tests: tiny random-weight models (written once per session)."""
+"""Shared fixtures of the inference tests: a predictor on the tiny random-weight models (``tiny_files``,
+in tests/conftest.py)."""
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_files(tmp_path_factory):
-    from maskface.inference.testing import session_tiny_models
-
-    return session_tiny_models(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

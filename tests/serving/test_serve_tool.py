@@ -16,7 +16,7 @@ def test_help_lists_flags_and_examples(serve_main, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--host", "--port", "--model", "--device", "--max-upload-mb", "--timeout", "--max-video-frames",
-                 "--max-megapixels", "--threads"):
+                 "--max-megapixels", "--http-threads", "--threads"):
         assert flag in out
     assert "Examples:" in out and "curl -F file=@photo.jpg" in out
     assert "default 127.0.0.1" in out
@@ -28,7 +28,7 @@ def test_help_lists_flags_and_examples(serve_main, capsys):
     (["--max-upload-mb", "-1"], "must be > 0"),
     (["--max-video-frames", "0"], ">= 1"),
     (["--max-megapixels", "0"], "--max-megapixels must be > 0"),
-    (["--threads", "0"], "--threads >= 1"),
+    (["--http-threads", "0"], "--http-threads >= 1"),
 ])
 def test_bad_limits_exit_2(serve_main, capsys, argv, message):
     assert serve_main(argv) == 2

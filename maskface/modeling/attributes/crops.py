@@ -243,8 +243,10 @@ def extract_face_crops(
         if ellipse_union:
             given = torch.maximum(given, alpha)
         alpha = torch.where(has.view(-1, 1, 1, 1), given, alpha)
-    if dilate > 0:
-        alpha = F.max_pool2d(alpha, kernel_size=2 * dilate + 1, stride=1, padding=dilate)
+    if dilate > 0:  # square max filter as a row pass then a column pass: same result, k/2 x fewer reads
+        k = 2 * dilate + 1
+        alpha = F.max_pool2d(alpha, kernel_size=(1, k), stride=1, padding=(0, dilate))
+        alpha = F.max_pool2d(alpha, kernel_size=(k, 1), stride=1, padding=(dilate, 0))
     if feather > 0:
         alpha = _gaussian_blur(alpha, feather)
     # Last, so that dilation and feathering cannot reach past the image edge: outside the image

@@ -113,12 +113,17 @@ class AttributeNet(nn.Module):
         if crops.dim() != 4 or crops.shape[1] != 3:
             raise ValueError(f"expected crops of shape (N, 3, S, S), got {tuple(crops.shape)}")
         if self.flip_test and not self.training:
-            out = self._forward(torch.cat([crops, crops.flip(-1)]))
-            n = crops.shape[0]
-            # every output has one row per crop, except DEX's bin centres (K,), shared by all rows
-            return average_outputs([{k: v if k == "age_values" and v.dim() == 1 else v[rows] for k, v in out.items()}
-                                    for rows in (slice(0, n), slice(n, None))])
+            return self.read_with_mirror(crops, crops.flip(-1))
         return self._forward(crops)
+
+    def read_with_mirror(self, crops: torch.Tensor, mirrored: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The average of the readings of ``crops`` and of ``mirrored`` (the same crops flipped
+        left-right, ``(N, 3, S, S)`` each), run as one batch of ``2N``."""
+        out = self._forward(torch.cat([crops, mirrored]))
+        n = crops.shape[0]
+        # every output has one row per crop, except DEX's bin centres (K,), shared by all rows
+        return average_outputs([{k: v if k == "age_values" and v.dim() == 1 else v[rows] for k, v in out.items()}
+                                for rows in (slice(0, n), slice(n, None))])
 
     def _forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
         features = self.trunk(crops)
