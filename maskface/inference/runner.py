@@ -9,6 +9,7 @@ This is what ``tools/infer.py`` runs (the tool only parses arguments). Output fo
     coco_images.json     with coco=True: the matching COCO image list
     config.yaml          merged detector config; attributes_config.yaml: attribute-net config
     vis/<input path relative to the inputs' common folder>   annotated images / .mp4 videos
+    anonymized/<the same relative path>   with an anonymizer: the faces blurred / pixelated / filled
 
 Every input that fails (unreadable image, video that cannot be opened or ends early, a
 prediction error) is reported with its file and reason, the rest are still processed, and the
@@ -27,6 +28,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from maskface.inference.anonymize import Anonymizer
 from maskface.inference.image_io import ImageLoadError, load_image, rgb_to_bgr
 from maskface.inference.results import ImageResult
 from maskface.inference.video import VideoOpenError, VideoReader, VideoWriter, process_video
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RunSummary", "InferenceRunner", "display_available"]
 
 VIS_DIR = "vis"
+ANON_DIR = "anonymized"
 
 
 def display_available() -> Tuple[bool, str]:
@@ -108,11 +111,15 @@ class InferenceRunner:
         track: track faces in videos (stable ``track_id``, smoothed attributes).
         max_frames: stop each video / webcam after this many frames.
         progress: show tqdm progress bars.
+        anonymizer: also write every image / video with its faces anonymised under
+            ``anonymized/`` (``--show`` then displays the anonymised frames); in videos a lost
+            face stays covered for ``anonymizer.hold_frames`` processed frames.
     """
 
     def __init__(self, predictor, output_dir: str, batch_size: int = 4, vis: bool = True, show: bool = False,
                  skip_existing: bool = False, every_n_frames: int = 1, coco: bool = False, track: bool = True,
-                 max_frames: Optional[int] = None, progress: bool = True):
+                 max_frames: Optional[int] = None, progress: bool = True,
+                 anonymizer: Optional[Anonymizer] = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if every_n_frames < 1:
@@ -128,6 +135,7 @@ class InferenceRunner:
         self.track = track
         self.max_frames = max_frames
         self.progress = progress
+        self.anonymizer = anonymizer
         self._window = False
         self._stop = False
 
@@ -136,14 +144,14 @@ class InferenceRunner:
     def jsonl_path(self) -> Path:
         return self.out / "results.jsonl"
 
-    def _vis_path(self, file: str, root: Optional[str], video: bool) -> Path:
+    def _vis_path(self, file: str, root: Optional[str], video: bool, folder: str = VIS_DIR) -> Path:
         if root is None:
             rel = Path(file.replace(":", "_")).name
         else:
             rel = os.path.relpath(os.path.abspath(file), root)
             if rel.startswith(".."):
                 rel = Path(file).name
-        p = self.out / VIS_DIR / rel
+        p = self.out / folder / rel
         if video:
             return p.with_suffix(".mp4")
         # Keep the input's name; formats OpenCV may not write get ".png" appended (a.tif -> a.tif.png,
@@ -283,12 +291,15 @@ class InferenceRunner:
             log.write(res)
             summary.images += 1
             summary.faces += len(res.faces)
-            if self.vis or self.show:
+            if self.vis or (self.show and self.anonymizer is None):
                 canvas = draw_faces(rgb_to_bgr(rgb), res.faces, color="bgr")
                 if self.vis:
                     self._write_image(self._vis_path(res.file, root, video=False), canvas, log, summary)
-                if self.show:
-                    self._show(canvas, wait=1)
+            if self.anonymizer is not None:
+                canvas = self.anonymizer(rgb_to_bgr(rgb), res.faces, color="bgr")
+                self._write_image(self._vis_path(res.file, root, video=False, folder=ANON_DIR), canvas, log, summary)
+            if self.show:
+                self._show(canvas, wait=1)
             bar.update(1)
         bar.set_postfix(faces=summary.faces, errors=len(summary.errors))
         batch.clear()
@@ -298,7 +309,7 @@ class InferenceRunner:
 
         ok, buf = cv2.imencode(path.suffix or ".png", bgr)
         if not ok:
-            self._error(log, summary, str(path), "could not encode the annotated image")
+            self._error(log, summary, str(path), "could not encode the output image")
             return
         with atomic_write(path, "wb") as f:
             f.write(buf.tobytes())
@@ -312,15 +323,18 @@ class InferenceRunner:
             msg = str(e)
             self._error(log, summary, name, msg[len(name) + 2:] if msg.startswith(name + ": ") else msg)
             return
-        writer = None
+        writer = anon_writer = None
+        hold = self.anonymizer.hold_over() if self.anonymizer is not None else None
+        cover: List = []  # what the anonymised frame covers: this frame's faces + held-over ones
         summary.videos += 1
         bar = _tqdm(total=reader.total, unit="frame", desc=Path(name).name, disable=not self.progress)
         failed = False
         try:
-            if self.vis:
-                vpath = self._vis_path(name, root, video=True) if not camera else \
-                    self.out / VIS_DIR / f"webcam_{source}.mp4"
-                writer = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
+            for folder in (VIS_DIR,) * self.vis + (ANON_DIR,) * (hold is not None):
+                vpath = self._vis_path(name, root, video=True, folder=folder) if not camera else \
+                    self.out / folder / f"webcam_{source}.mp4"
+                w = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
+                writer, anon_writer = (w, anon_writer) if folder == VIS_DIR else (writer, w)
                 logger.info("%s: writing %s at %.2f fps, %dx%d; audio (if any) is not copied (mp4v video only)",
                             name, vpath, reader.fps, reader.width, reader.height)
             for fr in process_video(self.predictor, reader, batch_size=self.batch_size,
@@ -331,12 +345,17 @@ class InferenceRunner:
                     log.write(res)
                     summary.frames += 1
                     summary.faces += len(fr.faces)
-                if writer is not None or self.show:
+                if writer is not None or (self.show and hold is None):
                     canvas = draw_faces(fr.image_bgr, fr.faces, color="bgr")
                     if writer is not None:
                         writer.write(canvas)
-                    if self.show:
-                        self._show(canvas, wait=1)
+                if hold is not None:
+                    if fr.processed:  # skipped frames (every_n_frames) keep the last cover
+                        cover = hold.update(fr.faces)
+                    canvas = self.anonymizer(fr.image_bgr, cover, color="bgr")
+                    anon_writer.write(canvas)
+                if self.show:
+                    self._show(canvas, wait=1)
                 bar.update(1)
                 if fr.processed and fr.index % 25 == 0:
                     bar.set_postfix(faces=summary.faces)
@@ -357,6 +376,9 @@ class InferenceRunner:
             if writer is not None:
                 writer.close(commit=True)
                 summary.outputs.setdefault("annotated", str(self.out / VIS_DIR))
+            if anon_writer is not None:
+                anon_writer.close(commit=True)
+                summary.outputs.setdefault("anonymized", str(self.out / ANON_DIR))
         if failed:
             return
         if reader.ended_early():
@@ -410,6 +432,8 @@ class InferenceRunner:
             summary.outputs["coco images"] = str(self.out / "coco_images.json")
         if self.vis and (self.out / VIS_DIR).exists():
             summary.outputs["annotated"] = str(self.out / VIS_DIR)
+        if self.anonymizer is not None and (self.out / ANON_DIR).exists():
+            summary.outputs["anonymized"] = str(self.out / ANON_DIR)
         # the summary's order: results first, configs last
         summary.outputs = dict(sorted(summary.outputs.items(), key=lambda kv: "config" in kv[0]))
 
