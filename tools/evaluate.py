@@ -256,6 +256,8 @@ def add_anonymization_parser(subparsers) -> None:
                    help="margins to score, px or 'auto' (4 %% of the face size, the default), e.g. --margin auto 4 8")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--score-thresh", type=float, default=None, help="detector score threshold (default: model's)")
+    p.add_argument("--mask-thresh", type=float, default=None,
+                   help="mask probability threshold (default: model's); lower = larger masks, e.g. 0.3")
     p.add_argument("--max-images", type=int, default=0, help="only the first N images of each dataset (0 = all)")
     p.set_defaults(func=run_anonymization)
 
@@ -273,11 +275,13 @@ def run_anonymization(args) -> int:
         print(f"evaluate.py anonymization: --margin: {e}", file=sys.stderr)
         return 2
     try:
-        predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh)
+        predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh,
+                                        mask_thresh=args.mask_thresh)
     except ValueError as e:
         print(f"evaluate.py anonymization: {e}", file=sys.stderr)
         return 2
-    report = {"model": predictor.model_info, "score_thresh": predictor.score_thresh, "datasets": {}}
+    report = {"model": predictor.model_info, "score_thresh": predictor.score_thresh,
+              "mask_thresh": predictor.mask_thresh, "datasets": {}}
     for name in args.dataset:
         records = get_dataset(name, args.image_root or None)
         if args.max_images:
@@ -285,7 +289,8 @@ def run_anonymization(args) -> int:
         m = evaluate_anonymization(predictor, records, regions=args.mode, margins=margins)
         report["datasets"][name] = m
         print(f"== anonymization {predictor.model_info['name'] or predictor.model_info['detector_weights']} on {name} "
-              f"({m['images']} images, {m['detected_faces']} faces detected, score >= {predictor.score_thresh:g})")
+              f"({m['images']} images, {m['detected_faces']} faces detected, score >= {predictor.score_thresh:g}, "
+              f"mask >= {predictor.mask_thresh:g})")
         print(f"  {'setting':<14} {'covered':>8} {'any':>8} {'full imgs':>9} {'non-face changed median':>24} {'mean':>7}")
         for key, s in m["settings"].items():
             print(f"  {key:<14} {100 * s['covered']:7.2f}% {100 * s['covered_any']:7.2f}% "
