@@ -209,9 +209,19 @@ def _add_run_args(p, iters: int, warmup: int, iters_help: str) -> None:
     g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
                    help="where to run; auto = CUDA when available, else CPU (default auto)")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's default)")
+    _add_timing_args(g, iters, warmup, iters_help)
+
+
+def _add_timing_args(g, iters: int, warmup: int, iters_help: str) -> None:
+    """``--iters``, ``--warmup``, ``--json``."""
     g.add_argument("--iters", type=int, default=iters, metavar="N", help=f"{iters_help} (default {iters})")
     g.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"untimed warm-up calls (default {warmup})")
     g.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
+
+
+def _add_image_args(p) -> None:
+    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
 
 
 def _prepare(args, prog: str, sizes: List[int]) -> int:
@@ -332,8 +342,7 @@ def add_pipeline_parser(subparsers) -> None:
         epilog=PIPELINE_EPILOG + THREADS_NOTE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
-    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
+    _add_image_args(p)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], metavar="B", help="images per call (default 1 8)")
     _add_model_args(p)
     _add_run_args(p, iters=10, warmup=2, iters_help="timed calls per batch size")
@@ -599,16 +608,13 @@ def add_anonymize_parser(subparsers) -> None:
         epilog=ANONYMIZE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
-    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
+    _add_image_args(p)
     p.add_argument("--faces", type=int, default=4, metavar="K", help="synthetic faces per image (default 4)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to time (default all)")
     p.add_argument("--regions", nargs="+", choices=REGIONS, default=list(REGIONS), help="regions to time (default all)")
     p.add_argument("--margin", type=float, default=None, metavar="PX", help="dilation margin, px (default auto: 4%% of the face size)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="OpenCV threads (default 1; 0 = OpenCV's default)")
-    p.add_argument("--iters", type=int, default=50, metavar="N", help="timed calls per setting (default 50)")
-    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed warm-up calls (default 3)")
-    p.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
+    _add_timing_args(p, iters=50, warmup=3, iters_help="timed calls per setting")
     p.set_defaults(func=run_anonymize)
 
 

@@ -149,6 +149,18 @@ described_faces and described_fraction) and confusion-matrix PNGs.
 """
 
 
+def _add_predictor_run_args(p, dataset_help: str, output_help: str) -> None:
+    """The FacePredictor model flags, --dataset, --image-root, --output, --device, --score-thresh."""
+    from maskface.inference.cli import add_model_arguments
+
+    add_model_arguments(p.add_argument_group("model"))
+    p.add_argument("--dataset", required=True, nargs="+", help=dataset_help)
+    p.add_argument("--image-root", default="", help="image folder for relative file names in --dataset")
+    p.add_argument("--output", required=True, help=output_help)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--score-thresh", type=float, default=None, help="detector score threshold (default: model's)")
+
+
 def add_pipeline_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "pipeline",
@@ -159,14 +171,7 @@ def add_pipeline_parser(subparsers) -> None:
         epilog=PIPELINE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from maskface.inference.cli import add_model_arguments
-
-    add_model_arguments(p.add_argument_group("model"))
-    p.add_argument("--dataset", required=True, nargs="+", help="COCO face JSON file(s) or registered names")
-    p.add_argument("--image-root", default="", help="image folder for relative file names in --dataset")
-    p.add_argument("--output", required=True, help="folder for attribute_metrics.json and PNGs")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--score-thresh", type=float, default=None, help="detector score threshold (default: model's)")
+    _add_predictor_run_args(p, "COCO face JSON file(s) or registered names", "folder for attribute_metrics.json and PNGs")
     p.add_argument("--min-iou", type=float, default=0.2, help="min IoU of a detection with a labelled box (0.2)")
     p.add_argument("--max-images", type=int, default=0, help="evaluate only the first N images (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="with --max-images: images are drawn with this seed")
@@ -244,18 +249,13 @@ def add_anonymization_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from maskface.inference.anonymize import REGIONS
-    from maskface.inference.cli import add_model_arguments
 
-    add_model_arguments(p.add_argument_group("model"))
-    p.add_argument("--dataset", required=True, nargs="+", help="COCO face JSON file(s) with masks, or registered names")
-    p.add_argument("--image-root", default="", help="image folder for relative file names in --dataset")
-    p.add_argument("--output", required=True, help="folder for anonymization_metrics.json")
+    _add_predictor_run_args(p, "COCO face JSON file(s) with masks, or registered names",
+                            "folder for anonymization_metrics.json")
     p.add_argument("--mode", nargs="+", default=list(REGIONS), choices=REGIONS,
                    help="region modes to score, e.g. --mode mask box (default: all three)")
     p.add_argument("--margin", nargs="+", default=["auto"], metavar="PX",
                    help="margins to score, px or 'auto' (4 %% of the face size, the default), e.g. --margin auto 4 8")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--score-thresh", type=float, default=None, help="detector score threshold (default: model's)")
     p.add_argument("--mask-thresh", type=float, default=None,
                    help="mask probability threshold (default: model's); lower = larger masks, e.g. 0.3")
     p.add_argument("--max-images", type=int, default=0, help="only the first N images of each dataset (0 = all)")
