@@ -103,15 +103,16 @@ def _face_weights(face: Face, shape: Tuple[int, int], region: str, margin: Optio
     m = margin if margin is not None else max(MIN_AUTO_MARGIN, round(DEFAULT_MARGIN_FRAC * _face_size(face)))
     f = m / 2.0 if feather is None else min(float(feather), m)
     use_mask = region == "mask" and face.mask is not None
-    if region == "mask" and face.mask is None:
-        logger.debug("face without a mask: covering its box")
     if use_mask:
         if face.mask.shape != (h, w):
             raise ValueError(f"a face mask is {face.mask.shape[0]}x{face.mask.shape[1]}, the image {h}x{w}: "
                              "faces must come from this image")
         rows, cols = np.nonzero(face.mask.any(axis=1))[0], np.nonzero(face.mask.any(axis=0))[0]
-        if rows.size == 0:
-            return None
+        use_mask = rows.size > 0  # a detected face with an empty mask (tiny, blurred) still gets its box
+    if region == "mask" and not use_mask:
+        logger.debug("face without a mask: covering its box")
+        region = "box"
+    if use_mask:
         ry0, ry1, rx0, rx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     else:
         x1, y1, x2, y2 = face.box

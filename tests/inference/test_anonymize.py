@@ -93,6 +93,10 @@ def test_face_without_mask_falls_back_to_its_box_and_empty_input():
     out = anonymize(img, [f], method="fill", margin=0, color="rgb", fill_color=(10, 20, 30))
     assert (out[30:80, 20:60] == (10, 20, 30)).all()
     assert (out[:30] == img[:30]).all()
+    # a face with an empty mask (a tiny or blurred face) is covered by its box, not left visible
+    empty = Face(box=[20, 30, 60, 80], score=0.9, mask=np.zeros((H, W), bool))
+    np.testing.assert_array_equal(anonymize(img, [empty], method="fill", margin=0, color="rgb",
+                                            fill_color=(10, 20, 30)), out)
     np.testing.assert_array_equal(anonymize(img, []), img)
 
 
