@@ -612,7 +612,8 @@ def add_anonymize_parser(subparsers) -> None:
     p.add_argument("--faces", type=int, default=4, metavar="K", help="synthetic faces per image (default 4)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to time (default all)")
     p.add_argument("--regions", nargs="+", choices=REGIONS, default=list(REGIONS), help="regions to time (default all)")
-    p.add_argument("--margin", type=float, default=None, metavar="PX", help="dilation margin, px (default auto: 4%% of the face size)")
+    p.add_argument("--margin", default="auto", metavar="PX|N%",
+                   help="dilation margin, px or %% of the face size (default auto: 4%%), e.g. --margin 8")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="OpenCV threads (default 1; 0 = OpenCV's default)")
     _add_timing_args(p, iters=50, warmup=3, iters_help="timed calls per setting")
     p.set_defaults(func=run_anonymize)
@@ -623,7 +624,7 @@ def run_anonymize(args) -> int:
     import numpy as np
 
     from maskface.engine.benchmark import benchmark_anonymize, synthetic_face_regions
-    from maskface.inference.anonymize import Anonymizer
+    from maskface.inference.anonymize import Anonymizer, parse_margin
     from maskface.inference.results import Face
 
     prog = "anonymize"
@@ -644,7 +645,8 @@ def run_anonymize(args) -> int:
     faces = [Face(box=b.tolist(), score=1.0, mask=m.numpy()) for b, m in zip(boxes, masks)]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     try:
-        rows = [benchmark_anonymize(Anonymizer(method=m, region=r, margin=args.margin), bgr, faces,
+        margin, frac = parse_margin(args.margin)
+        rows = [benchmark_anonymize(Anonymizer(method=m, region=r, margin=margin, margin_frac=frac), bgr, faces,
                                     iters=args.iters, warmup=args.warmup)
                 for m in args.methods for r in args.regions]
     except ValueError as e:
@@ -653,8 +655,8 @@ def run_anonymize(args) -> int:
     info = {"image": image_desc, "faces": args.faces, "margin": args.margin, "opencv": cv2.__version__,
             "opencv_threads": cv2.getNumThreads(), "cpu": platform.processor() or platform.machine()}
     sizes = [round(float(np.sqrt((b[2] - b[0]) * (b[3] - b[1])))) for b in boxes]
-    print(f"anonymize: {image_desc}, {args.faces} synthetic faces (sizes {sizes} px), margin "
-          f"{'auto' if args.margin is None else f'{args.margin:g} px'}; OpenCV {cv2.__version__}, "
+    print(f"anonymize: {image_desc}, {args.faces} synthetic faces (sizes {sizes} px), margin {args.margin}; "
+          f"OpenCV {cv2.__version__}, "
           f"{cv2.getNumThreads()} thread(s)")
     cols = [("method", "method", "{}"), ("region", "region", "{}"), ("input", "input", "{}"), ("faces", "faces", "{}"),
             ("ms/img", "ms_per_image", "{:.2f}"), ("median", "ms_per_image_median", "{:.2f}"),

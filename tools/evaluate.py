@@ -225,10 +225,10 @@ examples:
   # the shipped model on the two held-out mask sets, mask / box / ellipse at the default margin
   python tools/evaluate.py anonymization --dataset data_coco/celebamask_hq_val.json data_coco/lfw_parts_val.json \\
       --output eval/anonymization
-  # a training checkpoint, mask mode only, a margin sweep (px; auto = 4 % of the face size)
+  # a training checkpoint, mask mode only, a margin sweep (px or % of the face size; auto = 4 %)
   python tools/evaluate.py anonymization --detector-config configs/maskface_MV1_SSH_lite.yaml \\
       --detector-weights runs/ssh1/model_0001999.pth --dataset data_coco/lfw_parts_val.json \\
-      --mode mask --margin auto 0 4 8 --output eval/anon_sweep
+      --mode mask --margin auto 0 4 8 3% 6% --output eval/anon_sweep
 
 Per dataset and setting: covered = ground-truth face pixels replaced at full weight (pooled over
 the images; 'any' = any weight, feathered edge included); non-face changed = share of the pixels
@@ -255,7 +255,8 @@ def add_anonymization_parser(subparsers) -> None:
     p.add_argument("--mode", nargs="+", default=list(REGIONS), choices=REGIONS,
                    help="region modes to score, e.g. --mode mask box (default: all three)")
     p.add_argument("--margin", nargs="+", default=["auto"], metavar="PX",
-                   help="margins to score, px or 'auto' (4 %% of the face size, the default), e.g. --margin auto 4 8")
+                   help="margins to score: px, %% of the face size, or 'auto' (the default, 4 %%), "
+                        "e.g. --margin auto 4 8 6%%")
     p.add_argument("--mask-thresh", type=float, default=None,
                    help="mask probability threshold (default: model's); lower = larger masks, e.g. 0.3")
     p.add_argument("--max-images", type=int, default=0, help="only the first N images of each dataset (0 = all)")
@@ -265,12 +266,13 @@ def add_anonymization_parser(subparsers) -> None:
 def run_anonymization(args) -> int:
     from maskface.data.coco_faces import get_dataset
     from maskface.evaluation.anonymization import evaluate_anonymization
-    from maskface.inference.anonymize import check_margin
+    from maskface.inference.anonymize import parse_margin
     from maskface.inference.cli import predictor_from_args
     from maskface.utils.io import save_json
 
     try:
-        margins = [None if m == "auto" else check_margin(float(m)) for m in args.margin]
+        for m in args.margin:
+            parse_margin(m)
     except ValueError as e:
         print(f"evaluate.py anonymization: --margin: {e}", file=sys.stderr)
         return 2
@@ -286,7 +288,7 @@ def run_anonymization(args) -> int:
         records = get_dataset(name, args.image_root or None)
         if args.max_images:
             records = records[: args.max_images]
-        m = evaluate_anonymization(predictor, records, regions=args.mode, margins=margins)
+        m = evaluate_anonymization(predictor, records, regions=args.mode, margins=args.margin)
         report["datasets"][name] = m
         print(f"== anonymization {predictor.model_info['name'] or predictor.model_info['detector_weights']} on {name} "
               f"({m['images']} images, {m['detected_faces']} faces detected, score >= {predictor.score_thresh:g}, "

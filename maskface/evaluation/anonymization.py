@@ -29,13 +29,13 @@ logger = logging.getLogger(__name__)
 __all__ = ["evaluate_anonymization", "setting_name"]
 
 
-def setting_name(region: str, margin: Optional[float]) -> str:
-    """``"mask@auto"``, ``"box@8"``: the key of one mode / margin in the metrics."""
-    return f"{region}@{'auto' if margin is None else f'{margin:g}'}"
+def setting_name(region: str, margin: Union[None, float, str]) -> str:
+    """``"mask@auto"``, ``"box@8"``, ``"ellipse@5%"``: the key of one mode / margin in the metrics."""
+    return f"{region}@{'auto' if margin is None else margin if isinstance(margin, str) else f'{margin:g}'}"
 
 
 def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str] = ("mask", "box", "ellipse"),
-                           margins: Sequence[Optional[float]] = (None,), batch_size: int = 8,
+                           margins: Sequence[Union[None, float, str]] = (None,), batch_size: int = 8,
                            progress: bool = True) -> Dict[str, Union[int, Dict[str, float]]]:
     """Score anonymisation regions against ground-truth masks.
 
@@ -44,7 +44,8 @@ def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str
         records: per-image records (:func:`maskface.data.coco_faces.load_coco_faces`) whose faces
             have segmentations; images without any are skipped (counted in ``skipped_images``).
         regions: region modes to score.
-        margins: margins in px to score (``None`` = the default, auto margin).
+        margins: margins to score: px (a number or ``"8"``), ``"5%"`` of each face's size, or
+            ``None`` / ``"auto"`` (the default margin); see :func:`~maskface.inference.anonymize.parse_margin`.
 
     Returns:
         ``{"images", "skipped_images", "gt_face_pixels", "detected_faces", "settings": {name:
@@ -53,9 +54,10 @@ def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str
         ``images_fully_covered``: images with >= 99 % of their face pixels at full weight.
     """
     from maskface.data.transforms import segmentation_to_mask
-    from maskface.inference.anonymize import anonymization_weights, check_margin, check_region
+    from maskface.inference.anonymize import anonymization_weights, check_region, parse_margin
 
-    settings = [(check_region(r), check_margin(m)) for r in regions for m in margins]
+    parsed = {setting_name("", m): parse_margin("auto" if m is None else m) for m in margins}  # "@8" -> (8, frac)
+    settings = [(check_region(r), name[1:]) for r in regions for name in parsed]
     gt_total = 0
     covered = {s: 0 for s in settings}
     covered_any = {s: 0 for s in settings}
@@ -89,7 +91,8 @@ def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str
             gt_total += n_gt
             detected += len(faces)
             for s in settings:
-                wt = anonymization_weights((h, w), faces, region=s[0], margin=s[1])
+                margin, frac = parsed["@" + s[1]]
+                wt = anonymization_weights((h, w), faces, region=s[0], margin=margin, margin_frac=frac)
                 full = int((wt[gt] >= 1.0).sum())
                 covered[s] += full
                 covered_any[s] += int((wt[gt] > 0).sum())
@@ -101,7 +104,7 @@ def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str
     for s in settings:
         ch = np.asarray(changed[s]) if changed[s] else np.zeros(1)
         out["settings"][setting_name(*s)] = {
-            "region": s[0], "margin": "auto" if s[1] is None else s[1],
+            "region": s[0], "margin": s[1],
             "covered": covered[s] / max(gt_total, 1), "covered_any": covered_any[s] / max(gt_total, 1),
             "nonface_changed_median": float(np.median(ch)), "nonface_changed_mean": float(ch.mean()),
             "images_fully_covered": full_images[s] / max(n_images, 1)}

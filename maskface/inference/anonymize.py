@@ -35,7 +35,8 @@ from maskface.inference.results import Face
 logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "REGIONS", "DEFAULT_MARGIN_FRAC", "Anonymizer", "HoldOver", "anonymize",
-           "anonymization_weights", "check_method", "check_region", "check_margin", "check_feather", "check_hold_frames"]
+           "anonymization_weights", "check_method", "check_region", "check_margin", "check_margin_frac",
+           "check_feather", "check_hold_frames", "parse_margin"]
 
 METHODS = ("blur", "pixelate", "fill")
 REGIONS = ("mask", "box", "ellipse")
@@ -73,6 +74,35 @@ def check_margin(margin) -> Optional[float]:
     return float(margin)
 
 
+def check_margin_frac(frac) -> float:
+    """The auto margin's fraction of the face size, in [0, 1]."""
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not math.isfinite(frac) or not 0 <= frac <= 1:
+        raise ValueError(f"anonymize margin fraction must be in [0, 1] (e.g. 0.05 = 5 % of the face size), "
+                         f"got {frac!r}")
+    return float(frac)
+
+
+def parse_margin(text: str) -> Tuple[Optional[float], float]:
+    """A margin as written on a command line -> ``(margin, margin_frac)`` for :class:`Anonymizer`:
+    ``"8"`` = 8 px, ``"5%"`` = 5 % of each face's size, ``"auto"`` = the default fraction.
+
+    Raises:
+        ValueError: anything else, or a value out of range.
+    """
+    t = str(text).strip().lower()
+    if t == "auto":
+        return None, DEFAULT_MARGIN_FRAC
+    try:
+        if t.endswith("%"):
+            return None, check_margin_frac(float(t[:-1]) / 100.0)
+        return check_margin(float(t)), DEFAULT_MARGIN_FRAC
+    except ValueError as e:
+        if "anonymize margin" in str(e):
+            raise
+        raise ValueError(f"anonymize margin must be pixels (8), a percentage of the face size (5%) or auto, "
+                         f"got {text!r}") from None
+
+
 def check_hold_frames(frames) -> int:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 0:
         raise ValueError(f"hold-over frames must be an integer >= 0, got {frames!r}")
@@ -94,13 +124,14 @@ def _face_size(face: Face) -> float:
 
 
 def _face_weights(face: Face, shape: Tuple[int, int], region: str, margin: Optional[float],
-                  feather: Optional[float]) -> Optional[Tuple[Tuple[int, int, int, int], np.ndarray]]:
+                  feather: Optional[float], margin_frac: float = DEFAULT_MARGIN_FRAC
+                  ) -> Optional[Tuple[Tuple[int, int, int, int], np.ndarray]]:
     """``((y0, y1, x0, x1), weights)``: the face's float32 weights in 0..1 inside that rectangle
     of the image, or ``None`` when the face covers no pixel of it."""
     import cv2
 
     h, w = shape
-    m = margin if margin is not None else max(MIN_AUTO_MARGIN, round(DEFAULT_MARGIN_FRAC * _face_size(face)))
+    m = margin if margin is not None else max(MIN_AUTO_MARGIN, round(margin_frac * _face_size(face)))
     f = m / 2.0 if feather is None else min(float(feather), m)
     use_mask = region == "mask" and face.mask is not None
     if use_mask:
@@ -146,7 +177,8 @@ def _face_weights(face: Face, shape: Tuple[int, int], region: str, margin: Optio
 
 
 def anonymization_weights(shape: Tuple[int, int], faces: Sequence[Face], region: str = "mask",
-                          margin: Optional[float] = None, feather: Optional[float] = None) -> np.ndarray:
+                          margin: Optional[float] = None, feather: Optional[float] = None,
+                          margin_frac: float = DEFAULT_MARGIN_FRAC) -> np.ndarray:
     """The ``H x W`` float32 map (0..1) of how strongly each pixel is replaced: the maximum over
     ``faces`` of their dilated, feathered regions (see the module doc). 0 = pixel kept exactly.
 
@@ -154,16 +186,19 @@ def anonymization_weights(shape: Tuple[int, int], faces: Sequence[Face], region:
         shape: ``(H, W)`` of the image.
         region: ``"mask"`` (the face's pixel mask; its box when it has none), ``"box"`` or
             ``"ellipse"`` (inscribed in the box).
-        margin: dilation in px; ``None`` = auto, ``DEFAULT_MARGIN_FRAC`` of each face's size.
+        margin: dilation in px; ``None`` = auto, ``margin_frac`` of each face's size.
         feather: px of the margin over which the weight falls off; ``None`` = half the margin.
+        margin_frac: the auto margin as a fraction of the face size ``sqrt(box w * box h)``
+            (default ``DEFAULT_MARGIN_FRAC``; at least ``MIN_AUTO_MARGIN`` px).
     """
     check_region(region)
     margin = check_margin(margin)
+    margin_frac = check_margin_frac(margin_frac)
     feather = check_feather(feather)
     h, w = int(shape[0]), int(shape[1])
     out = np.zeros((h, w), np.float32)
     for face in faces:
-        got = _face_weights(face, (h, w), region, margin, feather)
+        got = _face_weights(face, (h, w), region, margin, feather, margin_frac)
         if got is not None:
             (y0, y1, x0, x1), wt = got
             np.maximum(out[y0:y1, x0:x1], wt, out=out[y0:y1, x0:x1])
@@ -211,8 +246,8 @@ class Anonymizer:
         method: ``"blur"`` (Gaussian), ``"pixelate"`` (mosaic) or ``"fill"`` (solid colour).
         region: ``"mask"`` (each face's pixel mask, the default; its box when a face has no
             mask), ``"box"`` or ``"ellipse"`` (inscribed in the box).
-        margin: dilation of the region in px, >= 0; ``None`` (default) = ``DEFAULT_MARGIN_FRAC``
-            (4 %) of each face's size ``sqrt(box w * box h)``, at least 2 px.
+        margin: dilation of the region in px, >= 0; ``None`` (default) = ``margin_frac`` of each
+            face's size ``sqrt(box w * box h)``, at least 2 px.
         feather: px of the margin over which the edge fades out (0 = hard edge); ``None`` =
             half the margin. Capped at the margin, so the region itself is always fully covered.
         blur: Gaussian sigma as a fraction of the face size (default 0.12: about 12 px on a
@@ -220,6 +255,8 @@ class Anonymizer:
         blocks: pixelate: mosaic cells across the face size (default 8; fewer = coarser).
         fill_color: fill: the colour as ``(R, G, B)`` 0..255 (default black).
         hold_frames: videos (:meth:`hold_over`): processed frames a lost face stays covered.
+        margin_frac: the auto margin's fraction of the face size, 0..1 (default
+            ``DEFAULT_MARGIN_FRAC``).
 
     Raises:
         ValueError: an option out of range, naming it and the value given.
@@ -227,10 +264,12 @@ class Anonymizer:
 
     def __init__(self, method: str = "blur", region: str = "mask", margin: Optional[float] = None,
                  feather: Optional[float] = None, blur: float = 0.12, blocks: int = 8,
-                 fill_color: Tuple[int, int, int] = (0, 0, 0), hold_frames: int = DEFAULT_HOLD_FRAMES):
+                 fill_color: Tuple[int, int, int] = (0, 0, 0), hold_frames: int = DEFAULT_HOLD_FRAMES,
+                 margin_frac: float = DEFAULT_MARGIN_FRAC):
         self.method = check_method(method)
         self.region = check_region(region)
         self.margin = check_margin(margin)
+        self.margin_frac = check_margin_frac(margin_frac)
         self.feather = check_feather(feather)
         if isinstance(blur, bool) or not isinstance(blur, (int, float)) or not 0 < blur <= 1:
             raise ValueError(f"blur must be a fraction of the face size in (0, 1], got {blur!r}")
@@ -246,6 +285,7 @@ class Anonymizer:
 
     def __repr__(self) -> str:
         return (f"Anonymizer(method={self.method!r}, region={self.region!r}, margin={self.margin}, "
+                f"margin_frac={self.margin_frac}, "
                 f"feather={self.feather}, hold_frames={self.hold_frames})")
 
     def __call__(self, image: np.ndarray, faces: Sequence[Face], color: str = "bgr", copy: bool = True) -> np.ndarray:
@@ -267,7 +307,7 @@ class Anonymizer:
         out = image.copy() if copy else image
         fill = np.array(self.fill_color[::-1] if color == "bgr" else self.fill_color, np.float32)
         for face in faces:
-            got = _face_weights(face, out.shape[:2], self.region, self.margin, self.feather)
+            got = _face_weights(face, out.shape[:2], self.region, self.margin, self.feather, self.margin_frac)
             if got is None:
                 continue
             (y0, y1, x0, x1), wt = got

@@ -47,9 +47,9 @@ def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--anonymize-region", choices=REGIONS, default="mask",
                        help="what is covered: the face's pixel mask (default), its box, or the ellipse inscribed "
                             "in the box, e.g. --anonymize-region ellipse")
-    group.add_argument("--anonymize-margin", type=float, default=None, metavar="PX",
-                       help="grow the region by this many pixels (default: 4%% of each face's size, at least 2), "
-                            "e.g. --anonymize-margin 8")
+    group.add_argument("--anonymize-margin", default=None, metavar="PX|N%",
+                       help="grow the region by this many pixels, or by this percentage of each face's size "
+                            "(default: auto = 4%%, at least 2 px), e.g. --anonymize-margin 8 or 6%%")
     group.add_argument("--anonymize-feather", type=float, default=None, metavar="PX",
                        help="soft edge inside the margin, px (default: half the margin; 0 = hard edge), "
                             "e.g. --anonymize-feather 0")
@@ -62,7 +62,7 @@ def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
 def anonymizer_from_args(args: argparse.Namespace):
     """The :class:`Anonymizer` of :func:`add_anonymize_arguments`' flags, or ``None`` without
     ``--anonymize``. Raises ``ValueError`` naming the flag on a bad value."""
-    from maskface.inference.anonymize import Anonymizer, check_feather, check_hold_frames, check_margin
+    from maskface.inference.anonymize import Anonymizer, check_feather, check_hold_frames, parse_margin
 
     if args.anonymize is None:
         given = [f for f, v, d in (("--anonymize-region", args.anonymize_region, "mask"),
@@ -72,12 +72,14 @@ def anonymizer_from_args(args: argparse.Namespace):
             raise ValueError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with "
                              "--anonymize blur|pixelate|fill")
         return None
-    for flag, check, value in (("--anonymize-margin", check_margin, args.anonymize_margin),
+    checked = {}
+    for flag, check, value in (("--anonymize-margin", parse_margin, args.anonymize_margin or "auto"),
                                ("--anonymize-feather", check_feather, args.anonymize_feather),
                                ("--hold-frames", check_hold_frames, args.hold_frames)):
         try:
-            check(value)
+            checked[flag] = check(value)
         except ValueError as e:
             raise ValueError(f"{flag}: {e}") from None
-    return Anonymizer(method=args.anonymize, region=args.anonymize_region, margin=args.anonymize_margin,
+    margin, margin_frac = checked["--anonymize-margin"]
+    return Anonymizer(method=args.anonymize, region=args.anonymize_region, margin=margin, margin_frac=margin_frac,
                       feather=args.anonymize_feather, hold_frames=args.hold_frames)

@@ -1,6 +1,8 @@
 """Anonymisation: covered faces change, everything beyond the dilated regions keeps its exact bytes,
 weights / feathering, option checks, and the video hold-over on a synthetic clip."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from maskface.inference.anonymize import (
     HoldOver,
     anonymization_weights,
     anonymize,
+    parse_margin,
 )
 from maskface.inference.results import Face
 from maskface.inference.tracking import FaceTracker
@@ -214,3 +217,17 @@ def test_hold_over_drops_a_face_found_again_and_keeps_untracked_ones():
     hold.update([u])
     (s,) = hold.update([])
     assert s.box == u.box and (s.mask == u.mask).all()
+
+
+def test_margin_as_pixels_or_share_of_the_face():
+    assert parse_margin("8") == (8.0, 0.04) and parse_margin("auto") == (None, 0.04)
+    assert parse_margin(" 6% ") == (None, pytest.approx(0.06))
+    for bad, message in (("-1", "margin must be a number of pixels"), ("200%", "fraction must be in [0, 1]"),
+                         ("wide", "pixels (8), a percentage of the face size (5%) or auto, got 'wide'")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_margin(bad)
+    big = _ellipse_face(80, 60, 30, 40)  # face size ~ 70 px
+    grown = [int((anonymization_weights((H, W), [big], margin_frac=f) > 0).sum()) for f in (0.0, 0.1)]
+    assert grown[0] > big.mask.sum()  # at least 2 px, whatever the fraction
+    px7 = int((anonymization_weights((H, W), [big], margin=7) > 0).sum())
+    assert grown[1] == px7  # 10 % of ~70 px = 7 px

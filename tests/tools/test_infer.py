@@ -241,6 +241,8 @@ def test_anonymize_images_and_video(tiny, tmp_path):
     (["--anonymize", "blur", "--anonymize-margin", "-3"], "--anonymize-margin: anonymize margin must be a number"),
     (["--anonymize", "blur", "--hold-frames", "-1"], "--hold-frames: hold-over frames must be an integer >= 0"),
     (["--anonymize-margin", "4"], "--anonymize-margin only applies with --anonymize blur|pixelate|fill"),
+    (["--anonymize", "fill", "--anonymize-margin", "5 px"], "--anonymize-margin: anonymize margin must be pixels (8), "
+                                                             "a percentage of the face size (5%) or auto, got '5 px'"),
 ])
 def test_anonymize_bad_values(tiny, tmp_path, capsys, args, message):
     src = tmp_path / "a.jpg"
