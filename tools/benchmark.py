@@ -613,7 +613,7 @@ def add_anonymize_parser(subparsers) -> None:
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to time (default all)")
     p.add_argument("--regions", nargs="+", choices=REGIONS, default=list(REGIONS), help="regions to time (default all)")
     p.add_argument("--margin", default="auto", metavar="PX|N%",
-                   help="dilation margin, px or %% of the face size (default auto: 4%%), e.g. --margin 8")
+                   help="dilation margin, px or %% of the face size (default auto: 3%%), e.g. --margin 8")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="OpenCV threads (default 1; 0 = OpenCV's default)")
     _add_timing_args(p, iters=50, warmup=3, iters_help="timed calls per setting")
     p.set_defaults(func=run_anonymize)

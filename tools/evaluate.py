@@ -225,7 +225,7 @@ examples:
   # the shipped model on the two held-out mask sets, mask / box / ellipse at the default margin
   python tools/evaluate.py anonymization --dataset data_coco/celebamask_hq_val.json data_coco/lfw_parts_val.json \\
       --output eval/anonymization
-  # a training checkpoint, mask mode only, a margin sweep (px or % of the face size; auto = 4 %)
+  # a training checkpoint, mask mode only, a margin sweep (px or % of the face size; auto = 3 %)
   python tools/evaluate.py anonymization --detector-config configs/maskface_MV1_SSH_lite.yaml \\
       --detector-weights runs/ssh1/model_0001999.pth --dataset data_coco/lfw_parts_val.json \\
       --mode mask --margin auto 0 4 8 3% 6% --output eval/anon_sweep
@@ -255,7 +255,7 @@ def add_anonymization_parser(subparsers) -> None:
     p.add_argument("--mode", nargs="+", default=list(REGIONS), choices=REGIONS,
                    help="region modes to score, e.g. --mode mask box (default: all three)")
     p.add_argument("--margin", nargs="+", default=["auto"], metavar="PX",
-                   help="margins to score: px, %% of the face size, or 'auto' (the default, 4 %%), "
+                   help="margins to score: px, %% of the face size, or 'auto' (the default, 3 %%), "
                         "e.g. --margin auto 4 8 6%%")
     p.add_argument("--mask-thresh", type=float, default=None,
                    help="mask probability threshold (default: model's); lower = larger masks, e.g. 0.3")

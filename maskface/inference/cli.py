@@ -49,9 +49,9 @@ def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
                             "in the box, e.g. --anonymize-region ellipse")
     group.add_argument("--anonymize-margin", default=None, metavar="PX|N%",
                        help="grow the region by this many pixels, or by this percentage of each face's size "
-                            "(default: auto = 4%%, at least 2 px), e.g. --anonymize-margin 8 or 6%%")
+                            "(default: auto = 3%%, at least 2 px), e.g. --anonymize-margin 8 or 6%%")
     group.add_argument("--anonymize-feather", type=float, default=None, metavar="PX",
-                       help="soft edge inside the margin, px (default: half the margin; 0 = hard edge), "
+                       help="soft edge inside the margin, px (default: a quarter of the margin; 0 = hard edge), "
                             "e.g. --anonymize-feather 0")
     group.add_argument("--hold-frames", type=int, default=DEFAULT_HOLD_FRAMES, metavar="N",
                        help="videos: keep a face covered for N processed frames after its detection is lost, so "

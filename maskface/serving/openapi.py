@@ -126,7 +126,7 @@ _FIELDS = {  # form field -> (type, description)
     "max_size": ("integer", "shrink the image so its longest side is at most this (px); the maximum is the "
                             "server's"),
     "every_n_frames": ("integer", "video: analyse frames 0, n, 2n, ..."),
-    "anonymize_margin": ("number", "with anonymize: grow each region by this many pixels (default: 4 % of "
+    "anonymize_margin": ("number", "with anonymize: grow each region by this many pixels (default: 3 % of "
                                    "the face size)"),
 }
 # Choice fields: name -> (choices, description)
