@@ -5,6 +5,7 @@
   pipeline    end-to-end FacePredictor images/s (batch 1 and 8) with its per-stage split
   attributes  attribute stage (masked crops + net + decode) faces/s (batch 1 and 32), per-trunk cost
   video       frames/s of the video loop (decode, batched prediction, tracking) on a synthetic clip
+  anonymize   ms per image of face anonymisation (blur / pixelate / fill x mask / box / ellipse)
 
 Adding a stage = one ``add_<name>_parser`` + ``run_<name>`` pair listed in ``SUBCOMMANDS``; the
 measurements themselves live in ``maskface.engine.benchmark``.
@@ -227,9 +228,19 @@ def _add_run_args(p, iters: int, warmup: int, iters_help: str) -> None:
                    help="where to run; auto = CUDA when available, else CPU (default auto)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads of torch and of ONNX Runtime (--runtime onnxruntime); default: each one's default")
+    _add_timing_args(g, iters, warmup, iters_help)
+
+
+def _add_timing_args(g, iters: int, warmup: int, iters_help: str) -> None:
+    """``--iters``, ``--warmup``, ``--json``."""
     g.add_argument("--iters", type=int, default=iters, metavar="N", help=f"{iters_help} (default {iters})")
     g.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"untimed warm-up calls (default {warmup})")
     g.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
+
+
+def _add_image_args(p) -> None:
+    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
 
 
 def _prepare(args, prog: str, sizes: List[int]) -> int:
@@ -354,8 +365,7 @@ def add_pipeline_parser(subparsers) -> None:
         epilog=PIPELINE_EPILOG + THREADS_NOTE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--image", default=None, metavar="PATH", help="input photo (default samples/faces.jpg)")
-    p.add_argument("--input-size", default="640x480", metavar="WxH", help="the photo is resized to this (default 640x480)")
+    _add_image_args(p)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], metavar="B", help="images per call (default 1 8)")
     _add_model_args(p)
     _add_run_args(p, iters=10, warmup=2, iters_help="timed calls per batch size")
@@ -594,8 +604,94 @@ def run_video(args) -> int:
         _write_json(args.json, {"info": info, "results": [row]})
     return 0
 
+# --- anonymize ------------------------------------------------------------------------------------
 
-SUBCOMMANDS: List[Callable] = [add_detector_parser, add_pipeline_parser, add_attributes_parser, add_video_parser]
+ANONYMIZE_EPILOG = """\
+examples:
+  # the default: samples/faces.jpg at 640x480 with 4 synthetic faces, every method x region, 1 thread
+  python tools/benchmark.py anonymize --json bench_anonymize.json
+  # more faces, bigger image, a fixed margin
+  python tools/benchmark.py anonymize --input-size 1920x1080 --faces 12 --margin 8
+
+Workload: --image (default samples/faces.jpg) resized to --input-size, with --faces synthetic faces
+(boxes of 1/8 to 1/3 of the shorter side, 4:5, inscribed-ellipse masks, fixed seed), so no model
+is loaded: the figure is the anonymisation alone (image copy, regions, dilation, feathering,
+effect, blend), which tools/infer.py --anonymize adds per image on top of the prediction. OpenCV
+runs with --threads threads (default 1: the tools run it next to the model).
+"""
+
+
+def add_anonymize_parser(subparsers) -> None:
+    from maskface.inference.anonymize import METHODS, REGIONS
+
+    p = subparsers.add_parser(
+        "anonymize",
+        help="ms per image of face anonymisation (blur / pixelate / fill x mask / box / ellipse)",
+        description="Time maskface.inference.anonymize.Anonymizer on a photo with synthetic faces.",
+        epilog=ANONYMIZE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_image_args(p)
+    p.add_argument("--faces", type=int, default=4, metavar="K", help="synthetic faces per image (default 4)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to time (default all)")
+    p.add_argument("--regions", nargs="+", choices=REGIONS, default=list(REGIONS), help="regions to time (default all)")
+    p.add_argument("--margin", default="auto", metavar="PX|N%",
+                   help="dilation margin, px or %% of the face size (default auto: 3%%), e.g. --margin 8")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="OpenCV threads (default 1; 0 = OpenCV's default)")
+    _add_timing_args(p, iters=50, warmup=3, iters_help="timed calls per setting")
+    p.set_defaults(func=run_anonymize)
+
+
+def run_anonymize(args) -> int:
+    import cv2
+    import numpy as np
+
+    from maskface.engine.benchmark import benchmark_anonymize, synthetic_face_regions
+    from maskface.inference.anonymize import Anonymizer, parse_margin
+    from maskface.inference.results import Face
+
+    prog = "anonymize"
+    size = _input_size(args, prog)
+    if size is None:
+        return 2
+    if args.iters < 1 or args.warmup < 0 or args.faces < 0 or args.threads < 0:
+        print(f"benchmark.py {prog}: --iters must be >= 1, --warmup, --faces and --threads >= 0", file=sys.stderr)
+        return 2
+    loaded = _load_image(args, prog, size)
+    if loaded is None:
+        return 1
+    rgb, image_desc = loaded
+    if args.threads:
+        cv2.setNumThreads(args.threads)
+    width, height = size
+    boxes, masks = synthetic_face_regions(height, width, args.faces)
+    faces = [Face(box=b.tolist(), score=1.0, mask=m.numpy()) for b, m in zip(boxes, masks)]
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    try:
+        margin, frac = parse_margin(args.margin)
+        rows = [benchmark_anonymize(Anonymizer(method=m, region=r, margin=margin, margin_frac=frac), bgr, faces,
+                                    iters=args.iters, warmup=args.warmup)
+                for m in args.methods for r in args.regions]
+    except ValueError as e:
+        print(f"benchmark.py {prog}: {e}", file=sys.stderr)
+        return 2
+    info = {"image": image_desc, "faces": args.faces, "margin": args.margin, "opencv": cv2.__version__,
+            "opencv_threads": cv2.getNumThreads(), "cpu": platform.processor() or platform.machine()}
+    sizes = [round(float(np.sqrt((b[2] - b[0]) * (b[3] - b[1])))) for b in boxes]
+    print(f"anonymize: {image_desc}, {args.faces} synthetic faces (sizes {sizes} px), margin {args.margin}; "
+          f"OpenCV {cv2.__version__}, "
+          f"{cv2.getNumThreads()} thread(s)")
+    cols = [("method", "method", "{}"), ("region", "region", "{}"), ("input", "input", "{}"), ("faces", "faces", "{}"),
+            ("ms/img", "ms_per_image", "{:.2f}"), ("median", "ms_per_image_median", "{:.2f}"),
+            ("min", "ms_per_image_min", "{:.2f}"), ("cpu ms/img", "cpu_ms_per_image", "{:.2f}")]
+    print(_table(rows, cols))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": rows})
+    return 0
+
+
+SUBCOMMANDS: List[Callable] = [add_detector_parser, add_pipeline_parser, add_attributes_parser, add_video_parser,
+                               add_anonymize_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -606,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python tools/benchmark.py detector --config-file configs/maskface_R18_FPN_lite.yaml --json bench.json\n"
         "  python tools/benchmark.py pipeline --device cpu --json bench_pipeline.json\n"
         "  python tools/benchmark.py attributes --device cpu --json bench_attributes.json\n"
-        "  python tools/benchmark.py video --device cpu --batch-size 8 --json bench_video.json",
+        "  python tools/benchmark.py video --device cpu --batch-size 8 --json bench_video.json\n"
+        "  python tools/benchmark.py anonymize --json bench_anonymize.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

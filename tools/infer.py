@@ -13,6 +13,8 @@ Examples:
     python tools/infer.py --input scans/ --output out/ --max-megapixels 250  # allow bigger images
     python tools/infer.py --input photo.jpg --output out/ --runtime onnxruntime --threads 2   # ONNX Runtime
     python tools/infer.py --input photo.jpg --output out/ --runtime onnxruntime --onnx-dir deploy/maskface-lite
+    python tools/infer.py --input photos/ --output out/ --anonymize blur --no-vis   # only anonymised copies
+    python tools/infer.py --input clip.mp4 --output out/ --anonymize pixelate --score-thresh 0.3 --hold-frames 10
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, add_runtime_arguments, apply_threads, predictor_from_args  # noqa: E402,E501
+from maskface.inference.cli import (  # noqa: E402
+    ANONYMIZE_HELP,
+    add_anonymize_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    anonymizer_from_args,
+    apply_threads,
+    predictor_from_args,
+)
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 from maskface.inference.padding import check_pad  # noqa: E402
 
@@ -41,6 +51,8 @@ outputs (in --output):
   results.csv    one row per face (box, score, attributes, emotion probabilities, mask_area)
   coco_results.json + coco_images.json   with --coco
   vis/           annotated images and videos (unless --no-vis)
+  anonymized/    with --anonymize: the images and videos with their faces blurred / pixelated /
+                 filled (same names as under vis/; no metadata such as EXIF is copied)
   config.yaml, attributes_config.yaml    the merged configs
 full schema: maskface/inference/SCHEMA.md
 
@@ -65,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "by the tool)")
     out = p.add_argument_group("output")
     out.add_argument("--output", required=False, metavar="DIR", help="output folder (created)")
-    out.add_argument("--no-vis", action="store_true", help="do not write annotated images / videos")
+    out.add_argument("--no-vis", action="store_true",
+                     help="do not write annotated images / videos (with --anonymize: only the anonymised ones)")
     out.add_argument("--show", action="store_true", help="show annotated frames in a window ('q' stops)")
     out.add_argument("--coco", action="store_true", help="also write coco_results.json + coco_images.json")
     out.add_argument("--skip-existing", action="store_true",
                      help="resume: skip inputs already in DIR/results.jsonl or results.json")
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_anonymize_arguments(p.add_argument_group("anonymisation", ANONYMIZE_HELP))
     m = p.add_argument_group("model")
     add_model_arguments(m)
     m.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
@@ -130,6 +144,10 @@ def main(argv=None) -> int:
         check_pad(args.retry_pad)
     except ValueError as e:
         return fail(f"--retry-{e}")
+    try:
+        anonymizer = anonymizer_from_args(args)
+    except ValueError as e:
+        return fail(str(e))
     if args.color is not None:
         print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
               file=sys.stderr)
@@ -158,7 +176,7 @@ def main(argv=None) -> int:
         predictor, args.output, batch_size=args.batch_size, vis=not args.no_vis, show=args.show,
         skip_existing=args.skip_existing, every_n_frames=args.every_n_frames, coco=args.coco,
         track=not args.no_track, max_frames=args.max_frames, progress=not args.quiet,
-        max_pixels=int(args.max_megapixels * 1e6) or None)
+        max_pixels=int(args.max_megapixels * 1e6) or None, anonymizer=anonymizer)
     try:
         summary = runner.run(inputs, webcam=args.webcam)
     except Exception as e:  # noqa: BLE001 - results.json is written; say what stopped the run

@@ -10,6 +10,9 @@ Examples:
     python tools/serve.py --runtime onnxruntime --onnx-dir deploy/maskface-lite --threads 2
     curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
     curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
+    curl -F file=@photo.jpg -F anonymize=blur http://127.0.0.1:8000/api/v1/analyze \
+        | jq -r .anonymized.data | base64 -d > photo.anonymized.jpg
+    python tools/serve.py --score-thresh 0.3    # anonymising: a missed face is worse than a blurred non-face
 
 Open http://127.0.0.1:8000/ for the upload page and /api/docs for the API reference.
 
@@ -72,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_runtime_arguments(m)
     m.add_argument("--score-thresh", type=float,
-                   help="server default minimum score; requests may raise it, not lower it")
+                   help="server default minimum score; requests may raise it, not lower it (for anonymisation, "
+                        "where a missed face is worse than a blurred non-face, start the server lower, e.g. 0.3)")
     m.add_argument("--mask-thresh", type=float, help="server default mask probability threshold")
     m.add_argument("--max-size", type=int, help="longest image side processed, px; requests may lower it")
     return p

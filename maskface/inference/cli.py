@@ -1,5 +1,6 @@
 """Command-line plumbing shared by the tools that load a FacePredictor (infer, serve, benchmark):
-one set of model-selection flags, one way to turn them into a predictor."""
+one set of model-selection flags, one way to turn them into a predictor; likewise the
+anonymisation flags and the :class:`~maskface.inference.anonymize.Anonymizer` they build."""
 
 from __future__ import annotations
 
@@ -63,3 +64,57 @@ def predictor_from_args(args: argparse.Namespace, **kwargs):
         attribute_config=args.attribute_config, attribute_weights=args.attribute_weights,
         detector_opts=args.opts, attribute_opts=getattr(args, "attr_opts", None), attributes=not args.no_attributes,
         **kwargs)
+
+
+ANONYMIZE_HELP = ("Privacy: a face the detector misses is not anonymised. When missing a face is worse than "
+                  "blurring a non-face, lower --score-thresh (e.g. 0.3): more faces are covered, at the cost of "
+                  "some non-faces.")
+
+
+def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
+    """``--anonymize``, ``--anonymize-region``, ``--anonymize-margin``, ``--anonymize-feather``,
+    ``--hold-frames``."""
+    from maskface.inference.anonymize import DEFAULT_HOLD_FRAMES, METHODS, REGIONS
+
+    group.add_argument("--anonymize", choices=METHODS, default=None,
+                       help="also write every image / video with its faces blurred (Gaussian, strength scaled to "
+                            "the face size), pixelated (mosaic) or filled (black), e.g. --anonymize blur")
+    group.add_argument("--anonymize-region", choices=REGIONS, default="mask",
+                       help="what is covered: the face's pixel mask (default), its box, or the ellipse inscribed "
+                            "in the box, e.g. --anonymize-region ellipse")
+    group.add_argument("--anonymize-margin", default=None, metavar="PX|N%",
+                       help="grow the region by this many pixels, or by this percentage of each face's size "
+                            "(default: auto = 3%%, at least 2 px), e.g. --anonymize-margin 8 or 6%%")
+    group.add_argument("--anonymize-feather", type=float, default=None, metavar="PX",
+                       help="soft edge inside the margin, px (default: a quarter of the margin; 0 = hard edge), "
+                            "e.g. --anonymize-feather 0")
+    group.add_argument("--hold-frames", type=int, default=DEFAULT_HOLD_FRAMES, metavar="N",
+                       help="videos: keep a face covered for N processed frames after its detection is lost, so "
+                            f"a missed frame does not flash it (default {DEFAULT_HOLD_FRAMES}; 0 = off), "
+                            "e.g. --hold-frames 10")
+
+
+def anonymizer_from_args(args: argparse.Namespace):
+    """The :class:`Anonymizer` of :func:`add_anonymize_arguments`' flags, or ``None`` without
+    ``--anonymize``. Raises ``ValueError`` naming the flag on a bad value."""
+    from maskface.inference.anonymize import Anonymizer, check_feather, check_hold_frames, parse_margin
+
+    if args.anonymize is None:
+        given = [f for f, v, d in (("--anonymize-region", args.anonymize_region, "mask"),
+                                   ("--anonymize-margin", args.anonymize_margin, None),
+                                   ("--anonymize-feather", args.anonymize_feather, None)) if v != d]
+        if given:
+            raise ValueError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with "
+                             "--anonymize blur|pixelate|fill")
+        return None
+    checked = {}
+    for flag, check, value in (("--anonymize-margin", parse_margin, args.anonymize_margin or "auto"),
+                               ("--anonymize-feather", check_feather, args.anonymize_feather),
+                               ("--hold-frames", check_hold_frames, args.hold_frames)):
+        try:
+            checked[flag] = check(value)
+        except ValueError as e:
+            raise ValueError(f"{flag}: {e}") from None
+    margin, margin_frac = checked["--anonymize-margin"]
+    return Anonymizer(method=args.anonymize, region=args.anonymize_region, margin=margin, margin_frac=margin_frac,
+                      feather=args.anonymize_feather, hold_frames=args.hold_frames)

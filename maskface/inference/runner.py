@@ -9,6 +9,7 @@ This is what ``tools/infer.py`` runs (the tool only parses arguments). Output fo
     coco_images.json     with coco=True: the matching COCO image list
     config.yaml          merged detector config; attributes_config.yaml: attribute-net config
     vis/<input path relative to the inputs' common folder>   annotated images / .mp4 videos
+    anonymized/<the same relative path>   with an anonymizer: the faces blurred / pixelated / filled
 
 Every input that fails (unreadable image or sub-folder, an image over the pixel cap, a video
 that cannot be opened or ends early, a prediction error) is reported with its file and reason,
@@ -36,6 +37,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from maskface.inference.anonymize import Anonymizer
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image, rgb_to_bgr
 from maskface.inference.results import ImageResult
 from maskface.inference.video import VideoOpenError, VideoReader, VideoWriter, process_video
@@ -64,6 +66,8 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+ANON_DIR = "anonymized"
 
 
 def display_available() -> Tuple[bool, str]:
@@ -132,12 +136,15 @@ class InferenceRunner:
         progress: show tqdm progress bars.
         max_pixels: images (and video frames) with more pixels are refused from their header,
             before decoding, as a per-file error (``None`` = no cap).
+        anonymizer: also write every image / video with its faces anonymised under
+            ``anonymized/`` (``--show`` then displays the anonymised frames); in videos a lost
+            face stays covered for ``anonymizer.hold_frames`` processed frames.
     """
 
     def __init__(self, predictor, output_dir: str, batch_size: int = 4, vis: bool = True, show: bool = False,
                  skip_existing: bool = False, every_n_frames: int = 1, coco: bool = False, track: bool = True,
                  max_frames: Optional[int] = None, progress: bool = True,
-                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, anonymizer: Optional[Anonymizer] = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if every_n_frames < 1:
@@ -154,6 +161,7 @@ class InferenceRunner:
         self.max_frames = max_frames
         self.progress = progress
         self.max_pixels = max_pixels
+        self.anonymizer = anonymizer
         self._window = False
         self._stop = False
         self._handled: Set[str] = set()  # inputs of this run with a final record (result, error, complete)
@@ -163,14 +171,14 @@ class InferenceRunner:
     def jsonl_path(self) -> Path:
         return self.out / "results.jsonl"
 
-    def _vis_path(self, file: str, root: Optional[str], video: bool) -> Path:
+    def _vis_path(self, file: str, root: Optional[str], video: bool, folder: str = VIS_DIR) -> Path:
         if root is None:
             rel = Path(file.replace(":", "_")).name
         else:
             rel = os.path.relpath(os.path.abspath(file), root)
             if rel.startswith(".."):
                 rel = Path(file).name
-        p = self.out / VIS_DIR / rel
+        p = self.out / folder / rel
         if video:  # a.avi -> a.avi.mp4, so a.avi and a.mp4 of one folder never write the same file
             return p if p.suffix.lower() == ".mp4" else p.with_name(p.name + ".mp4")
         # Keep the input's name; formats OpenCV may not write get ".png" appended (a.tif -> a.tif.png,
@@ -339,12 +347,15 @@ class InferenceRunner:
             self._handled.add(res.file)
             summary.images += 1
             summary.faces += len(res.faces)
-            if self.vis or self.show:
+            if self.vis or (self.show and self.anonymizer is None):
                 canvas = draw_faces(rgb_to_bgr(rgb), res.faces, color="bgr")
                 if self.vis:
                     self._write_image(self._vis_path(res.file, root, video=False), canvas, log, summary)
-                if self.show:
-                    self._show(canvas, wait=1)
+            if self.anonymizer is not None:
+                canvas = self.anonymizer(rgb_to_bgr(rgb), res.faces, color="bgr")
+                self._write_image(self._vis_path(res.file, root, video=False, folder=ANON_DIR), canvas, log, summary)
+            if self.show:
+                self._show(canvas, wait=1)
             bar.update(1)
         bar.set_postfix(faces=summary.faces, errors=len(summary.errors))
         batch.clear()
@@ -354,7 +365,7 @@ class InferenceRunner:
 
         ok, buf = cv2.imencode(path.suffix or ".png", bgr)
         if not ok:
-            self._error(log, summary, str(path), "could not encode the annotated image")
+            self._error(log, summary, str(path), "could not encode the output image")
             return
         with atomic_write(path, "wb") as f:
             f.write(buf.tobytes())
@@ -368,15 +379,18 @@ class InferenceRunner:
             msg = str(e)
             self._error(log, summary, name, msg[len(name) + 2:] if msg.startswith(name + ": ") else msg)
             return
-        writer = None
+        writer = anon_writer = None
+        hold = self.anonymizer.hold_over() if self.anonymizer is not None else None
+        cover: List = []  # what the anonymised frame covers: this frame's faces + held-over ones
         summary.videos += 1
         bar = _tqdm(total=reader.total, unit="frame", desc=Path(name).name, disable=not self.progress)
         failed = interrupted = False
         try:
-            if self.vis:
-                vpath = self._vis_path(name, root, video=True) if not camera else \
-                    self.out / VIS_DIR / f"webcam_{source}.mp4"
-                writer = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
+            for folder in (VIS_DIR,) * self.vis + (ANON_DIR,) * (hold is not None):
+                vpath = self._vis_path(name, root, video=True, folder=folder) if not camera else \
+                    self.out / folder / f"webcam_{source}.mp4"
+                w = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
+                writer, anon_writer = (w, anon_writer) if folder == VIS_DIR else (writer, w)
                 logger.info("%s: writing %s at %.2f fps, %dx%d; audio (if any) is not copied (mp4v video only)",
                             name, vpath, reader.fps, reader.width, reader.height)
             for fr in process_video(self.predictor, reader, batch_size=self.batch_size,
@@ -387,12 +401,17 @@ class InferenceRunner:
                     log.write(res)
                     summary.frames += 1
                     summary.faces += len(fr.faces)
-                if writer is not None or self.show:
+                if writer is not None or (self.show and hold is None):
                     canvas = draw_faces(fr.image_bgr, fr.faces, color="bgr")
                     if writer is not None:
                         writer.write(canvas)
-                    if self.show:
-                        self._show(canvas, wait=1)
+                if hold is not None:
+                    if fr.processed:  # skipped frames (every_n_frames) keep the last cover
+                        cover = hold.update(fr.faces)
+                    canvas = self.anonymizer(fr.image_bgr, cover, color="bgr")
+                    anon_writer.write(canvas)
+                if self.show:
+                    self._show(canvas, wait=1)
                 bar.update(1)
                 if fr.processed and fr.index % 25 == 0:
                     bar.set_postfix(faces=summary.faces)
@@ -418,6 +437,9 @@ class InferenceRunner:
                 # an interrupted video never takes its final name: it stays <name>.partial.mp4
                 writer.close(commit=not interrupted, keep_partial=True)
                 summary.outputs.setdefault("annotated", str(self.out / VIS_DIR))
+            if anon_writer is not None:
+                anon_writer.close(commit=True)
+                summary.outputs.setdefault("anonymized", str(self.out / ANON_DIR))
         if failed:
             return
         if reader.ended_early():
@@ -472,6 +494,8 @@ class InferenceRunner:
             summary.outputs["coco images"] = str(self.out / "coco_images.json")
         if self.vis and (self.out / VIS_DIR).exists():
             summary.outputs["annotated"] = str(self.out / VIS_DIR)
+        if self.anonymizer is not None and (self.out / ANON_DIR).exists():
+            summary.outputs["anonymized"] = str(self.out / ANON_DIR)
         # the summary's order: results first, configs last
         summary.outputs = dict(sorted(summary.outputs.items(), key=lambda kv: "config" in kv[0]))
 

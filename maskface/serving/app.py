@@ -5,9 +5,12 @@ Routes:
 * ``GET  /``                      upload page (drag and drop or file picker), annotated image,
                                   faces table, "Download JSON"
 * ``POST /api/v1/analyze``        multipart field ``file`` (+ optional ``score_thresh``,
-                                  ``mask_thresh``, ``max_size``, ``every_n_frames``); answers the
+                                  ``mask_thresh``, ``max_size``, ``every_n_frames``, ``anonymize``,
+                                  ``anonymize_region``, ``anonymize_margin``); answers the
                                   results.json document of ``tools/infer.py``; ``?vis=1`` adds
-                                  ``visualization`` (the annotated image, base64 JPEG)
+                                  ``visualization`` (the annotated image, base64 JPEG);
+                                  ``anonymize=blur|pixelate|fill`` adds ``anonymized`` (the
+                                  upload with its faces covered: base64 JPEG / MP4)
 * ``GET  /api/v1/health``         model, device, version, limits
 * ``GET  /api/v1/openapi.json``   OpenAPI 3.0 description; ``GET /api/docs`` renders it
 

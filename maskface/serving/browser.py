@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,12 @@ def chrome_driver(width: int = 1280, height: int = 1000):
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
 
 
-def analyze_in_browser(driver, base_url: str, file_path: str, timeout: float = 60.0) -> List[List[str]]:
-    """Open the app, upload ``file_path`` through the page's file input and wait for the
-    faces table (or the page's error message). Returns the table's rows as lists of cell texts.
+def analyze_in_browser(driver, base_url: str, file_path: str, timeout: float = 60.0,
+                       options: Optional[Dict[str, str]] = None) -> List[List[str]]:
+    """Open the app, set the ``options`` form controls (``{element id: value}``, e.g.
+    ``{"opt-anonymize": "blur"}``), upload ``file_path`` through the page's file input and wait
+    for the faces table (or the page's error message). Returns the table's rows as lists of
+    cell texts.
 
     Raises:
         RuntimeError: the page reported an error.
@@ -83,6 +86,8 @@ def analyze_in_browser(driver, base_url: str, file_path: str, timeout: float = 6
 
     driver.get(base_url.rstrip("/") + "/")
     WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "file-input")))
+    for element_id, value in (options or {}).items():
+        driver.execute_script("document.getElementById(arguments[0]).value = arguments[1];", element_id, value)
     driver.find_element(By.ID, "file-input").send_keys(os.path.abspath(file_path))
 
     def done(d):

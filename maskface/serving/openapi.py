@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from maskface.inference.anonymize import MAX_MARGIN, METHODS, REGIONS
 from maskface.serving.uploads import IMAGE_FORMATS, VIDEO_FORMATS
 
 __all__ = ["openapi_spec", "DEFAULT_BOUNDS"]
@@ -22,6 +23,7 @@ DEFAULT_BOUNDS = {
     "mask_thresh": (0.0, 1.0),
     "max_size": (32, 8192),
     "every_n_frames": (1, 10000),
+    "anonymize_margin": (0, MAX_MARGIN),
 }
 
 _NUM_OR_NULL = {"type": "number", "nullable": True}
@@ -79,6 +81,17 @@ _RESULTS = {
                            "frame": {"type": "integer", "nullable": True},
                            "data": {"type": "string", "format": "byte"}},
         },
+        "anonymized": {
+            "type": "object",
+            "description": "only with the `anonymize` field: the upload with its faces blurred / pixelated / "
+                           "filled, at its original size: an image as base64 JPEG, a video as base64 MP4 "
+                           "(mp4v, no audio; a lost face stays covered for a few frames)",
+            "properties": {"media_type": {"type": "string", "enum": ["image/jpeg", "video/mp4"]},
+                           "frame": {"type": "integer", "nullable": True},
+                           "method": {"type": "string", "enum": list(METHODS)},
+                           "region": {"type": "string", "enum": list(REGIONS)},
+                           "data": {"type": "string", "format": "byte"}},
+        },
     },
 }
 
@@ -113,6 +126,16 @@ _FIELDS = {  # form field -> (type, description)
     "max_size": ("integer", "shrink the image so its longest side is at most this (px); the maximum is the "
                             "server's"),
     "every_n_frames": ("integer", "video: analyse frames 0, n, 2n, ..."),
+    "anonymize_margin": ("number", "with anonymize: grow each region by this many pixels (default: 3 % of "
+                                   "the face size)"),
+}
+# Choice fields: name -> (choices, description)
+_CHOICE_FIELDS = {
+    "anonymize": (METHODS,
+                  "also return the upload with its faces blurred, pixelated or filled (`anonymized`); a missed "
+                  "face is not covered: a lower score_thresh covers more faces"),
+    "anonymize_region": (REGIONS, "with anonymize: the face's pixel mask (default), its box or "
+                                                     "the ellipse inscribed in the box"),
 }
 
 
@@ -189,4 +212,6 @@ def openapi_spec(version: str, bounds: Optional[Mapping[str, Tuple[float, float]
     for name, (kind, description) in _FIELDS.items():
         lo, hi = bounds[name]
         props[name] = {"type": kind, "minimum": lo, "maximum": hi, "description": description}
+    for name, (choices, description) in _CHOICE_FIELDS.items():
+        props[name] = {"type": "string", "enum": list(choices), "description": description}
     return spec

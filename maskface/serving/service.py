@@ -3,8 +3,9 @@ in a private temporary folder, runs the one shared :class:`FacePredictor` on the
 thread, and returns the ``results.json`` document of ``tools/infer.py``.
 
 Everything user-facing is built by ``maskface.inference`` (image decoding, the predictor's
-``ImageResult`` records, the video loop with tracking, the visualizer and the results.json
-writer), so the API answers exactly what the command line writes.
+``ImageResult`` records, the video loop with tracking, the visualizer, the anonymizer with its
+video hold-over and the results.json writer), so the API answers exactly what the command line
+writes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = ["AnalysisService", "AnalyzeOptions", "Limits", "parse_options", "Payl
 _CHUNK = 1 << 20
 _VIS_JPEG_QUALITY = 90
 _VIS_MAX_SIDE = 1600  # px; the annotated preview is shrunk to this (results keep original pixels)
+_ANON_JPEG_QUALITY = 95  # the anonymised image keeps the original size: it is the deliverable
 
 
 class PayloadTooLarge(UploadError):
@@ -80,6 +82,9 @@ class AnalyzeOptions:
     max_size: Optional[int] = None
     every_n_frames: int = 1
     vis: bool = False
+    anonymize: Optional[str] = None  # blur | pixelate | fill: also return the anonymised image / video
+    anonymize_region: str = "mask"
+    anonymize_margin: Optional[float] = None  # px; None = auto (a fraction of each face's size)
 
 
 def _number(form: Mapping[str, str], name: str, kind: type, lo: float, hi: float) -> Optional[Any]:
@@ -110,14 +115,35 @@ def parse_options(form: Mapping[str, str], query: Mapping[str, str], bounds: Map
     vis_raw = str(query.get("vis", "0")).strip().lower()
     if vis_raw not in ("0", "1", "false", "true", ""):
         raise UploadError("invalid parameter", f"vis must be 0 or 1, got {vis_raw!r}")
+    from maskface.inference.anonymize import METHODS, REGIONS
+
     every = _number(form, "every_n_frames", int, *bounds["every_n_frames"])
+    anon = _choice(form, "anonymize", METHODS)
+    region = _choice(form, "anonymize_region", REGIONS)
+    margin = _number(form, "anonymize_margin", float, *bounds["anonymize_margin"])
+    if anon is None and (region is not None or margin is not None):
+        raise UploadError("invalid parameter", "anonymize_region and anonymize_margin need anonymize "
+                                               "(" + " | ".join(METHODS) + ")")
     return AnalyzeOptions(
         score_thresh=_number(form, "score_thresh", float, *bounds["score_thresh"]),
         mask_thresh=_number(form, "mask_thresh", float, *bounds["mask_thresh"]),
         max_size=_number(form, "max_size", int, *bounds["max_size"]),
         every_n_frames=1 if every is None else every,
         vis=vis_raw in ("1", "true"),
+        anonymize=anon,
+        anonymize_region=region or "mask",
+        anonymize_margin=margin,
     )
+
+
+def _choice(form: Mapping[str, str], name: str, choices: Tuple[str, ...]) -> Optional[str]:
+    raw = form.get(name)
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip().lower()
+    if text not in choices:
+        raise UploadError("invalid parameter", f"{name} must be one of {', '.join(choices)}, got {str(raw).strip()!r}")
+    return text
 
 
 class AnalysisService:
@@ -163,8 +189,10 @@ class AnalysisService:
         detector's own threshold (it drops lower scores before the predictor sees them) and
         ``max_size`` cannot exceed the server's."""
         score, _, max_size = self._defaults
+        from maskface.inference.anonymize import MAX_MARGIN
+
         return {"score_thresh": (score, 1.0), "mask_thresh": (0.0, 1.0), "max_size": (32, max_size),
-                "every_n_frames": (1, self.limits.max_video_frames)}
+                "every_n_frames": (1, self.limits.max_video_frames), "anonymize_margin": (0, MAX_MARGIN)}
 
     def describe_limits(self) -> Dict[str, Any]:
         d = asdict(self.limits)
@@ -254,12 +282,19 @@ class _Job:
             _stop_if(cancel, "before it started")
         with self.service._settings(self.options):
             if self.media.kind == "image":
-                images, errors, vis = self._image(cancel)
+                images, errors, vis, anon = self._image(cancel)
             else:
-                images, errors, vis = self._video(cancel)
-        extra = {"visualization": vis} if vis is not None else None
+                images, errors, vis, anon = self._video(cancel)
+        extra = {k: v for k, v in (("visualization", vis), ("anonymized", anon)) if v is not None} or None
         write_results_json(self.out_path, images, errors, model=self.service.model_info, extra=extra)
         return self.out_path.read_bytes()
+
+    def _anonymizer(self):
+        from maskface.inference.anonymize import Anonymizer
+
+        o = self.options
+        return Anonymizer(method=o.anonymize, region=o.anonymize_region, margin=o.anonymize_margin) \
+            if o.anonymize else None
 
     def _image(self, cancel: threading.Event):
         from maskface.inference.image_io import ImageLoadError, load_image
@@ -276,7 +311,13 @@ class _Job:
         result = self.service.predictor.predict_results([rgb], color="rgb", files=[self.filename])[0]
         _stop_if(cancel, "after detection")
         vis = _visualization(rgb, result.faces, "rgb", None) if self.options.vis else None
-        return [result], [], vis
+        anonymizer = self._anonymizer()
+        anon = None
+        if anonymizer is not None:
+            anon = {"media_type": "image/jpeg", "frame": None, "method": anonymizer.method,
+                    "region": anonymizer.region,
+                    "data": _jpeg_base64(anonymizer(rgb, result.faces, color="rgb")[:, :, ::-1], _ANON_JPEG_QUALITY)}
+        return [result], [], vis, anon
 
     def _video(self, cancel: threading.Event):
         from maskface.inference.results import ImageResult
@@ -294,13 +335,27 @@ class _Job:
         images: List[Dict[str, Any]] = []
         errors: List[Dict[str, str]] = []
         best: Optional[Tuple[np.ndarray, list, int]] = None  # the processed frame with the most faces
-        with reader:
+        anonymizer = self._anonymizer()
+        hold = anonymizer.hold_over() if anonymizer is not None else None
+        cover: list = []
+        anon_path = os.path.join(os.path.dirname(self.path), "anonymized.mp4")
+        with contextlib.ExitStack() as stack, reader:
+            writer = None
+            if anonymizer is not None:
+                from maskface.inference.video import VideoWriter
+
+                writer = VideoWriter(anon_path, reader.fps, (reader.width, reader.height))
+                stack.callback(writer.close, commit=True)
             if reader.frame_count > cap:
                 raise PayloadTooLarge("video too long", f"it has {reader.frame_count} frames; the limit is {cap}")
             for fr in process_video(self.service.predictor, reader, every_n_frames=self.options.every_n_frames):
                 _stop_if(cancel, f"at frame {fr.index}")
                 if reader.frames_read > cap:
                     raise too_long
+                if writer is not None:
+                    if fr.processed:  # skipped frames (every_n_frames) keep the last cover
+                        cover = hold.update(fr.faces)
+                    writer.write(anonymizer(fr.image_bgr, cover, color="bgr"))
                 if not fr.processed:
                     continue
                 h, w = fr.image_bgr.shape[:2]
@@ -316,7 +371,12 @@ class _Job:
                                "error": f"video ended early: read {reader.frames_read} of {reader.total} frames "
                                         "(truncated or corrupt file); results of the frames read are kept"})
         vis = _visualization(best[0], best[1], "bgr", best[2]) if best is not None else None
-        return images, errors, vis
+        anon = None
+        if anonymizer is not None:
+            with open(anon_path, "rb") as f:
+                anon = {"media_type": "video/mp4", "frame": None, "method": anonymizer.method,
+                        "region": anonymizer.region, "data": base64.b64encode(f.read()).decode("ascii")}
+        return images, errors, vis, anon
 
 
 def _stop_if(cancel: threading.Event, where: str) -> None:
@@ -327,8 +387,6 @@ def _stop_if(cancel: threading.Event, where: str) -> None:
 
 def _visualization(image: np.ndarray, faces, color: str, frame: Optional[int]) -> Dict[str, Any]:
     """The annotated image as base64 JPEG, shrunk for display."""
-    import cv2
-
     from maskface.inference.image_io import resize_max_side
     from maskface.inference.visualize import draw_faces
 
@@ -336,10 +394,16 @@ def _visualization(image: np.ndarray, faces, color: str, frame: Optional[int]) -
     if color == "rgb":
         canvas = np.ascontiguousarray(canvas[:, :, ::-1])
     canvas, _ = resize_max_side(canvas, _VIS_MAX_SIDE)
-    ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _VIS_JPEG_QUALITY])
+    return {"media_type": "image/jpeg", "frame": frame, "data": _jpeg_base64(canvas, _VIS_JPEG_QUALITY)}
+
+
+def _jpeg_base64(bgr: np.ndarray, quality: int) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise RuntimeError("could not encode the annotated image as JPEG")
-    return {"media_type": "image/jpeg", "frame": frame, "data": base64.b64encode(buf.tobytes()).decode("ascii")}
+        raise RuntimeError("could not encode the image as JPEG")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def _display_name(filename: Optional[str]) -> str:

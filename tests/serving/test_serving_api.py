@@ -59,6 +59,45 @@ def test_vis_adds_annotated_jpeg(client, post, astronaut_jpeg, astronaut_rgb):
     assert np.abs(img.astype(int) - astronaut_rgb[:, :, ::-1].astype(int)).mean() > 3
 
 
+def test_anonymize_returns_the_image_with_faces_covered(client, post, astronaut_jpeg):
+    r = post(client, astronaut_jpeg, score_thresh=0.0, anonymize="fill", anonymize_margin=0)
+    assert r.status_code == 200, r.get_json()
+    doc = r.get_json()
+    anon = doc["anonymized"]
+    assert (anon["media_type"], anon["method"], anon["region"]) == ("image/jpeg", "fill", "mask")
+    out = cv2.imdecode(np.frombuffer(base64.b64decode(anon["data"]), np.uint8), cv2.IMREAD_COLOR)
+    sent = cv2.imdecode(np.frombuffer(astronaut_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert out.shape == (512, 512, 3)  # full size, not the shrunk preview
+    from maskface.inference.results import rle_to_mask
+
+    union = np.any([rle_to_mask(f["mask"]) for f in doc["images"][0]["faces"]], axis=0)
+    assert union.sum() > 100
+    core = cv2.erode(union.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from JPEG ringing at the edge
+    far = cv2.dilate(union.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    assert out[core].mean() < 8  # filled black
+    assert np.abs(out[far].astype(int) - sent[far].astype(int)).mean() < 3  # the rest as sent (JPEG re-encoding)
+    # box mode covers at least the mask
+    doc = post(client, astronaut_jpeg, score_thresh=0.0, anonymize="pixelate", anonymize_region="box").get_json()
+    assert doc["anonymized"]["region"] == "box" and "visualization" not in doc
+
+
+def test_anonymize_video_returns_an_mp4(client, post, write_video, tmp_path):
+    data = open(write_video(tmp_path / "clip.avi", 5), "rb").read()
+    doc = post(client, data, "clip.avi", anonymize="blur", every_n_frames=2).get_json()
+    anon = doc["anonymized"]
+    assert anon["media_type"] == "video/mp4"
+    path = tmp_path / "anon.mp4"
+    path.write_bytes(base64.b64decode(anon["data"]))
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 5 and frames[0].shape == (96, 96, 3)  # every frame, processed or not
+
+
 def test_content_decides_not_the_name(client, post, astronaut_jpeg):
     r = post(client, astronaut_jpeg, "notes.txt")
     assert r.status_code == 200
@@ -168,6 +207,18 @@ def test_invalid_parameter_is_400(client, post, astronaut_jpeg, field, value):
     body = r.get_json()
     assert body["error"] == "invalid parameter"
     assert field in body["detail"] and repr(value) in body["detail"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"anonymize": "smudge"}, "anonymize must be one of blur, pixelate, fill, got 'smudge'"),
+    ({"anonymize": "blur", "anonymize_region": "circle"}, "anonymize_region must be one of mask, box, ellipse"),
+    ({"anonymize": "blur", "anonymize_margin": "-1"}, "anonymize_margin must be in [0, 1000], got '-1'"),
+    ({"anonymize_margin": "4"}, "anonymize_region and anonymize_margin need anonymize (blur | pixelate | fill)"),
+])
+def test_invalid_anonymize_option_is_400(client, post, astronaut_jpeg, fields, message):
+    r = post(client, astronaut_jpeg, **fields)
+    assert r.status_code == 400
+    assert r.get_json()["error"] == "invalid parameter" and message in r.get_json()["detail"]
 
 
 def test_invalid_vis_is_400(client, post, astronaut_jpeg):
@@ -289,7 +340,11 @@ def test_openapi_matches_responses(client, post, astronaut_jpeg):
     assert set(schemas["Health"]["required"]) <= set(client.get("/api/v1/health").get_json())
     fields = spec["paths"]["/api/v1/analyze"]["post"]["requestBody"]["content"]["multipart/form-data"]
     props = fields["schema"]["properties"]
-    assert set(props) == {"file", "score_thresh", "mask_thresh", "max_size", "every_n_frames"}
+    assert set(props) == {"file", "score_thresh", "mask_thresh", "max_size", "every_n_frames", "anonymize",
+                          "anonymize_region", "anonymize_margin"}
+    assert props["anonymize"]["enum"] == ["blur", "pixelate", "fill"]
+    anon = post(client, astronaut_jpeg, anonymize="blur").get_json()["anonymized"]
+    assert set(anon) <= set(schemas["Results"]["properties"]["anonymized"]["properties"])
     # the ranges published are the running server's (tiny model: MAX_SIZE 192; frame cap 20)
     assert (props["max_size"]["minimum"], props["max_size"]["maximum"]) == (32, 192)
     assert props["every_n_frames"]["maximum"] == 20

@@ -62,3 +62,20 @@ def test_upload_in_browser_shows_faces_table(browser, server, astronaut_jpeg, tm
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     assert list(uploads.iterdir()) == []  # the upload's temp folder is gone once answered
+
+
+def test_anonymize_in_browser_shows_and_offers_the_anonymised_image(browser, server, astronaut_jpeg, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from maskface.serving.browser import analyze_in_browser
+
+    url, _ = server
+    picture = tmp_path / "astronaut.jpg"
+    picture.write_bytes(astronaut_jpeg)
+    rows = analyze_in_browser(browser, url, str(picture), timeout=60, options={"opt-anonymize": "pixelate"})
+    assert len(rows) == 3
+    assert browser.execute_script("return document.getElementById('anon-image').naturalWidth") == 512
+    link = browser.find_element(By.ID, "download-anon")
+    assert link.is_displayed() and link.get_attribute("download") == "astronaut.anonymized.jpg"
+    assert link.get_attribute("href").startswith("blob:")
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

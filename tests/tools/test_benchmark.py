@@ -1,4 +1,4 @@
-"""tools/benchmark.py pipeline / attributes / video through main(), on the tiny random-weight
+"""tools/benchmark.py pipeline / attributes / video / anonymize through main(), on the tiny random-weight
 models of maskface.inference.testing (the detector subcommand is tested in test_evaluate.py)."""
 
 import json
@@ -108,3 +108,23 @@ def test_help_and_errors(tiny, capsys):
     assert "no config" in capsys.readouterr().err
     assert benchmark.main(["video", "--video", "missing.mp4", *detector_args(tiny), *RUN]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_anonymize_json(tmp_path, capsys):
+    import cv2
+
+    n = cv2.getNumThreads()
+    out = tmp_path / "anon.json"
+    try:
+        rc = benchmark.main(["anonymize", "--input-size", "160x120", "--faces", "2", "--methods", "blur", "fill",
+                             "--iters", "2", "--warmup", "0", "--json", str(out)])
+    finally:
+        cv2.setNumThreads(n)
+    assert rc == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["method"], r["region"]) for r in rows] == [(m, r) for m in ("blur", "fill")
+                                                          for r in ("mask", "box", "ellipse")]
+    assert all(r["input"] == "160x120" and r["faces"] == 2 and r["ms_per_image"] > 0 for r in rows)
+    assert "2 synthetic faces" in capsys.readouterr().out
+    assert benchmark.main(["anonymize", "--margin", "-1", "--iters", "1"]) == 2
+    assert "margin must be a number of pixels" in capsys.readouterr().err

@@ -210,3 +210,46 @@ def test_pad_keeps_results_in_original_pixels(tiny, tmp_path, capsys):
     assert cv2.imread(str(out / "vis" / "chip.jpg")).shape == (60, 50, 3)
     assert infer.main(["--input", str(src), "--output", str(out), "--pad", "-1"]) == 2
     assert "--pad must be in [0, 2]" in capsys.readouterr().err
+
+
+def test_anonymize_images_and_video(tiny, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _img(src / "a.png", 7)
+    _video(src / "clip.mp4")
+    out = tmp_path / "out"
+    rc = infer.main(["--input", str(src), "--output", str(out), "--anonymize", "fill", "--anonymize-margin", "0",
+                     "--no-vis"] + model_args(tiny))
+    assert rc == 0
+    assert not (out / "vis").exists()  # --no-vis: only the anonymised copies
+    faces = [Face.from_dict(f) for f in _results(out)["images"][0]["faces"]]
+    assert faces, "SCORE_THRESH 0: the tiny model returns faces"
+    orig = cv2.imread(str(src / "a.png"))
+    anon = cv2.imread(str(out / "anonymized" / "a.png"))
+    union = np.any([f.mask for f in faces], axis=0)
+    assert (anon[union] == 0).all()  # filled black
+    np.testing.assert_array_equal(anon[~union], orig[~union])  # lossless PNG: the rest is untouched
+    cap = cv2.VideoCapture(str(out / "anonymized" / "clip.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == N
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--anonymize", "smudge"], "invalid choice: 'smudge'"),
+    (["--anonymize", "blur", "--anonymize-margin", "-3"], "--anonymize-margin: anonymize margin must be a number"),
+    (["--anonymize", "blur", "--hold-frames", "-1"], "--hold-frames: hold-over frames must be an integer >= 0"),
+    (["--anonymize-margin", "4"], "--anonymize-margin only applies with --anonymize blur|pixelate|fill"),
+    (["--anonymize", "fill", "--anonymize-margin", "5 px"], "--anonymize-margin: anonymize margin must be pixels (8), "
+                                                             "a percentage of the face size (5%) or auto, got '5 px'"),
+])
+def test_anonymize_bad_values(tiny, tmp_path, capsys, args, message):
+    src = tmp_path / "a.jpg"
+    _img(src, 0)
+    try:
+        rc = infer.main(["--input", str(src), "--output", str(tmp_path / "out")] + args + model_args(tiny))
+    except SystemExit as e:  # argparse's own choice check
+        rc = e.code
+    assert rc == 2
+    assert message in capsys.readouterr().err

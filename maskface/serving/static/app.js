@@ -1,4 +1,5 @@
-// MaskFace web app: upload (drop or pick) -> POST /api/v1/analyze?vis=1 -> image + faces table.
+// MaskFace web app: upload (drop or pick) -> POST /api/v1/analyze?vis=1 -> image + faces table
+// (+ the anonymised image / video when "Anonymise faces" is chosen).
 // Plain JS, no build step and no third-party code; every text from the server goes in via textContent.
 (function () {
   "use strict";
@@ -6,7 +7,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var dropzone = $("dropzone"), input = $("file-input"), statusEl = $("status");
   var resultEl = $("result"), table = $("faces-table"), tbody = table.querySelector("tbody");
-  var lastJson = null, lastName = "results";
+  var lastJson = null, lastName = "results", anonUrl = null;
   var MAX_ROWS = 500;
 
   function setStatus(text, isError) {
@@ -85,9 +86,25 @@
     } else {
       img.hidden = true;
     }
+    showAnonymized(data.anonymized);
     $("result-title").textContent = lastName + ": " + n + (n === 1 ? " face" : " faces") +
       (isVideo ? " in " + data.images.length + " frames" : "");
     resultEl.hidden = false;
+  }
+
+  function showAnonymized(anon) {
+    var img = $("anon-image"), link = $("download-anon");
+    if (anonUrl) { URL.revokeObjectURL(anonUrl); anonUrl = null; }
+    img.hidden = link.hidden = !anon;
+    if (!anon) { return; }
+    var bytes = atob(anon.data), buf = new Uint8Array(bytes.length);
+    for (var i = 0; i < bytes.length; i += 1) { buf[i] = bytes.charCodeAt(i); }
+    anonUrl = URL.createObjectURL(new Blob([buf], { type: anon.media_type }));
+    var isImage = anon.media_type.indexOf("image/") === 0;
+    img.hidden = !isImage;
+    if (isImage) { img.src = anonUrl; }
+    link.href = anonUrl;
+    link.download = lastName.replace(/\.[^.]*$/, "") + ".anonymized." + (isImage ? "jpg" : "mp4");
   }
 
   function analyze(file) {
@@ -99,7 +116,12 @@
     }
     var form = new FormData();
     form.append("file", file, file.name);
-    [["score_thresh", "opt-score"], ["max_size", "opt-max-size"], ["every_n_frames", "opt-every"]].forEach(function (p) {
+    var fields = [["score_thresh", "opt-score"], ["max_size", "opt-max-size"], ["every_n_frames", "opt-every"],
+      ["anonymize", "opt-anonymize"]];
+    if ($("opt-anonymize").value) {
+      fields.push(["anonymize_region", "opt-anonymize-region"], ["anonymize_margin", "opt-anonymize-margin"]);
+    }
+    fields.forEach(function (p) {
       var v = $(p[1]).value.trim();
       if (v !== "") { form.append(p[0], v); }
     });
@@ -120,6 +142,7 @@
         var data = r.body;
         lastJson = Object.assign({}, data);
         delete lastJson.visualization;  // the download is the plain results.json document
+        delete lastJson.anonymized;
         render(data);
         setStatus("Done.", false);
       })
