@@ -268,7 +268,11 @@ def fetch_weights(rel: Optional[str], sha256: Optional[str] = None, url: Optiona
 
 
 def _store_weights(src: str, dst: Path, fp16: bool) -> None:
-    """Copy ``src`` to ``dst`` as ``{"model": state_dict}`` (optionally fp16), atomically."""
+    """Copy ``src`` to ``dst`` as ``{"model": state_dict}`` (optionally fp16), atomically.
+
+    fp16 keeps BatchNorm statistics (``running_mean`` / ``running_var``) in fp32: variances of
+    1e-5 and below lose most of their digits or become 0 in fp16, and a frozen BatchNorm divides
+    by their square root (the MobileNet-SSH detector lost 4 points of mask IoU that way)."""
     import torch
 
     from maskface.engine.checkpoint import load_checkpoint_file
@@ -277,7 +281,8 @@ def _store_weights(src: str, dst: Path, fp16: bool) -> None:
     data = load_checkpoint_file(src)
     state = data.get("model", data)
     if fp16:
-        state = {k: (v.half() if hasattr(v, "is_floating_point") and v.is_floating_point() else v)
+        state = {k: (v.half() if hasattr(v, "is_floating_point") and v.is_floating_point()
+                     and not k.endswith(("running_mean", "running_var")) else v)
                  for k, v in state.items()}
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(dst, "wb") as f:

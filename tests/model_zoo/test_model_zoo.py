@@ -47,6 +47,18 @@ def test_sha256_mismatch_message(tmp_path):
     assert f"file corrupted or replaced; expected sha256 {'f' * 64} got {good}" in str(e.value)
 
 
+def test_fp16_storage_keeps_batchnorm_statistics_in_fp32(tmp_path):
+    from maskface.model_zoo.registry import _store_weights
+
+    src = tmp_path / "bn.pth"
+    torch.save({"model": {"bn.weight": torch.ones(2), "bn.running_var": torch.tensor([1e-8, 2e-6]),
+                          "bn.running_mean": torch.tensor([0.5, 1e-7])}}, src)
+    _store_weights(str(src), tmp_path / "out.pth", fp16=True)
+    sd = torch.load(tmp_path / "out.pth")["model"]
+    assert sd["bn.weight"].dtype == torch.float16
+    assert sd["bn.running_var"].dtype == torch.float32 and sd["bn.running_var"][0] == 1e-8
+
+
 def test_register_fp16_and_load(tiny, tmp_path, monkeypatch):
     table = tmp_path / "zoo" / "models.json"
     entry = register_weights("tiny-lite", detector_weights=tiny.detector_weights,
