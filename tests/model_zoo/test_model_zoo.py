@@ -30,11 +30,30 @@ def tiny(tmp_path_factory):
 def test_builtin_table():
     assert "maskface-lite" in list_models()
     e = get_model("maskface-lite")
-    assert Path(e.config_path("detector")).name == "maskface_R18_FPN_lite.yaml"
+    assert Path(e.config_path("detector")).name == "maskface_MV1_SSH_lite.yaml"
     assert e.detector_weights == "weights/maskface_lite_detector.pth"
     assert e.attribute_weights == "weights/maskface_lite_attributes.pth"
     with pytest.raises(ModelZooError, match="unknown model 'nope'; known models: .*maskface-lite"):
         get_model("nope")
+
+
+def test_shipped_detector_finds_the_four_sample_faces():
+    """The README's sample: both astronaut copies and both Grace Hopper copies, at the shipped
+    threshold (the previous detector missed both astronauts)."""
+    import cv2
+
+    from maskface.inference.predictor import FacePredictor
+
+    root = Path(__file__).resolve().parents[2]
+    p = FacePredictor(attributes=False, device="cpu", retry_pad=0)
+    faces = p(cv2.imread(str(root / "samples" / "faces.jpg")))
+    expected = [[169, 59, 257, 165], [588, 56, 680, 167], [574, 322, 609, 365], [708, 330, 758, 390]]
+    boxes = torch.tensor([f.box for f in faces])
+    from torchvision.ops import box_iou
+
+    iou = box_iou(torch.tensor(expected, dtype=torch.float32), boxes.float())
+    assert (iou.max(dim=1).values > 0.7).all(), [f.box for f in faces]
+    assert all(faces[int(i)].score > 0.95 for i in iou.argmax(dim=1))
 
 
 def test_sha256_mismatch_message(tmp_path):
