@@ -58,6 +58,8 @@ def test_upload_in_browser_shows_faces_table(browser, server, astronaut_jpeg, tm
     assert "astronaut.jpg: 3 faces" in browser.find_element(By.ID, "result-title").text
     assert browser.execute_script("return document.getElementById('result-image').naturalWidth") == 512
     assert browser.find_element(By.ID, "download-json").is_displayed()
+    # nothing anonymised was asked for: no (broken) anonymised image on the page
+    assert not browser.find_element(By.ID, "anon-image").is_displayed()
     # no console errors: a blocked external asset (CSP 'self') or a JS exception would show here
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
