@@ -17,7 +17,7 @@ The images and predictions are made once; every mode / margin is scored on the s
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence, Union
 
 import cv2
 import numpy as np

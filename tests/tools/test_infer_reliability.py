@@ -2,7 +2,6 @@
 a.avi + a.mp4, --skip-existing with another spelling of a path, file modes vs the umask,
 SIGTERM / Ctrl-C in the middle of a run, the pixel cap."""
 
-import json
 import os
 import signal
 import subprocess
