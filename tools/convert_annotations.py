@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _kind(sub, "lfw-parts", "LFW Part Labels (face skin masks)", "lfw-parts /data/lfw_parts -o lfw_parts.json")
     p.add_argument("input", help="folder holding lfw_funneled/ and parts_lfw_funneled_gt_images/")
     p.add_argument("--min-component-fraction", **min_component)
+    p.add_argument("--gender-file", metavar="CSV",
+                   help="file,gender rows (e.g. Aaron_Peirsol_0001.jpg,male) giving faces a gender attribute, "
+                        "e.g. --gender-file lfw_parts/lfw_parts_gender.csv")
     _common(p)
 
     p = _kind(sub, "celebamask", "CelebAMask-HQ face parsing", "celebamask /data/CelebAMask-HQ -o celebamask.json")
@@ -120,11 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="none: box = whole crop (default); auto: mediapipe face-oval masks (needs pip install -e .[annotate])",
     )
+    p.add_argument("--no-twins", action="store_true",
+                   help="do not look for near-duplicate images (by default they share an identity, so split keeps "
+                        "them on one side)")
     _common(p)
 
     p = _kind(sub, "fer2013", "FER2013 image folders or fer2013.csv", "fer2013 /data/fer2013/train -o fer.json")
     p.add_argument("input", help="<root>/<split>/<emotion>/ or <root>/<emotion>/ image folders, or fer2013.csv")
     p.add_argument("--split", nargs="+", help="folders: split folder names to convert (default: all)")
+    p.add_argument("--ferplus-votes", metavar="CSV",
+                   help="folders: FER+ crowd votes (columns jpg = <emotion>/<file>, neutral, happiness, ..., NF), "
+                        "kept per face as emotion_votes, e.g. --ferplus-votes fer2013/ferplus_votes.csv")
     p.add_argument("--usage", nargs="+", choices=USAGES, help="CSV: keep only these Usage values (default: all)")
     p.add_argument(
         "--image-dir",
@@ -222,17 +231,18 @@ def convert(args: argparse.Namespace) -> dict:
             raise ValueError("wider: --image-root is required when INPUT is a gt file")
         return convert_wider(args.image_root, src, **opts)
     if kind == "lfw-parts":
-        return convert_lfw_parts(src, min_component_fraction=args.min_component_fraction, **opts)
+        return convert_lfw_parts(src, min_component_fraction=args.min_component_fraction,
+                                 gender_file=args.gender_file, **opts)
     if kind == "celebamask":
         return convert_celebamask(
             src, args.layout, args.include_ears, args.min_component_fraction, args.attributes_file, **opts
         )
     if kind == "utkface":
-        return convert_utkface(src, masks=None if args.masks == "none" else args.masks, **opts)
+        return convert_utkface(src, masks=None if args.masks == "none" else args.masks, twins=not args.no_twins, **opts)
     if kind == "fer2013":
         if src.suffix.lower() == ".csv":
             return convert_fer2013_csv(src, Path(args.output).parent / args.image_dir, args.usage, **opts)
-        return convert_fer2013_folders(src, args.split, **opts)
+        return convert_fer2013_folders(src, args.split, ferplus_votes=args.ferplus_votes, **opts)
     if kind == "pseudo-masks":
         from maskface.inference.predictor import FacePredictor
         from maskface.inference.pseudo_labels import pseudo_label_faces

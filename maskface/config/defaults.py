@@ -133,6 +133,9 @@ def get_attr_cfg() -> CfgNode:
                 "EMOTION_WEIGHT": 1.0,
                 "AGE_SIGMA": 2.5,  # years: sigma of DEX's Gaussian soft labels (0 = one-hot)
                 "AGE_L1_WEIGHT": 0.1,  # weight of |expected age - age| in years added to the age loss
+                # share of annotators' vote distribution (FER+ emotion_votes) in the emotion target of
+                # faces that have votes, in [0, 1]; 0 = the labels alone
+                "EMOTION_VOTES": 0.0,
             },
             "SOLVER": {
                 "IMS_PER_BATCH": 256,

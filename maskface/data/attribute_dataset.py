@@ -4,8 +4,9 @@ augmentation on batched tensors (CPU or GPU).
 Samples
     One sample per non-crowd face with at least one known attribute (age, gender, emotion).
     Labels: ``age`` float32 years (NaN = unknown), ``gender`` int64 index into GENDERS and
-    ``emotion`` int64 index into EMOTIONS (-1 = unknown), ``source`` the index of the dataset the
-    face came from (for balanced sampling).
+    ``emotion`` int64 index into EMOTIONS (-1 = unknown), ``emotion_votes`` float32 ``(7,)`` the
+    share of annotators' votes per emotion (FER+; all zero = no votes), ``source`` the index of the
+    dataset the face came from (for balanced sampling).
 
 Crops
     Made by :func:`maskface.modeling.attributes.crops.extract_face_crops`, the function inference
@@ -45,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import WeightedRandomSampler
 
-from maskface.data.attributes import EMOTIONS, GENDERS
+from maskface.data.attributes import EMOTIONS, GENDERS, emotion_vote_distribution
 from maskface.modeling.attributes.crops import DEFAULT_FILL, extract_face_crops
 from maskface.utils.io import atomic_write
 from maskface.utils.progress import progress_bar
@@ -78,6 +79,13 @@ def encode_attributes(attributes: Optional[dict]) -> Tuple[float, int, int]:
         GENDERS.index(gender) if gender in GENDERS else -1,
         EMOTIONS.index(emotion) if emotion in EMOTIONS else -1,
     )
+
+
+def encode_emotion_votes(attributes: Optional[dict]) -> List[float]:
+    """The vote share per emotion in EMOTIONS order (:func:`emotion_vote_distribution`), or seven
+    zeros when the face has no votes for any of them."""
+    dist = emotion_vote_distribution((attributes or {}).get("emotion_votes"))
+    return [dist[name] for name in EMOTIONS] if dist else [0.0] * len(EMOTIONS)
 
 
 def attribute_faces(record: dict) -> List[dict]:
@@ -139,6 +147,8 @@ class CropCache:
         sources: dataset names, in DATASETS order.
         meta: crop parameters (``size``, ``pad``, ``margin``, ``dilate``, ``feather``, ``fill``) and
             ``quality`` (JPEG).
+        emotion_votes: float32 ``(N, 7)`` vote shares per emotion, rows of zeros = no votes
+            (``None``: no face has votes, e.g. a cache written before votes were stored).
     """
 
     images: torch.Tensor
@@ -148,6 +158,7 @@ class CropCache:
     source: torch.Tensor
     sources: List[str]
     meta: Dict[str, object] = field(default_factory=dict)
+    emotion_votes: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -157,11 +168,15 @@ class CropCache:
         images, age, gender, emotion, source = (
             t.to(device) for t in (self.images, self.age, self.gender, self.emotion, self.source)
         )
-        return CropCache(images, age, gender, emotion, source, list(self.sources), dict(self.meta))
+        votes = None if self.emotion_votes is None else self.emotion_votes.to(device)
+        return CropCache(images, age, gender, emotion, source, list(self.sources), dict(self.meta), votes)
 
     def targets(self, index: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Labels of the faces ``index`` as the net's ``losses`` expects them."""
-        return {"age": self.age[index], "gender": self.gender[index], "emotion": self.emotion[index]}
+        out = {"age": self.age[index], "gender": self.gender[index], "emotion": self.emotion[index]}
+        if self.emotion_votes is not None:
+            out["emotion_votes"] = self.emotion_votes[index]
+        return out
 
 
 def cache_meta(size: int, margin: float, pad: int = 0, dilate: int = 1, feather: float = 1.0,
@@ -189,7 +204,7 @@ def _split_jpeg(buf: bytes) -> Tuple[bytes, bytes]:
     raise ValueError("malformed JPEG: no start-of-scan marker")
 
 
-def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, Tuple[float, int, int], int]]:
+def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, Tuple[float, int, int], int, List[float]]]:
     stored, stored_margin = _stored_geometry(meta["size"], meta["margin"], meta["pad"])
     crops, anns = crop_record_faces(record, stored, stored_margin, meta["dilate"], meta["feather"], meta["fill"],
                                     meta.get("ellipse_union", False))
@@ -201,7 +216,8 @@ def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, 
         ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         if not ok:
             raise RuntimeError(f"{record['file_name']}: JPEG encoding of face {ann.get('id')} failed")
-        out.append((buf.tobytes(), encode_attributes(ann.get("attributes")), ann.get("id", -1)))
+        attrs = ann.get("attributes")
+        out.append((buf.tobytes(), encode_attributes(attrs), ann.get("id", -1), encode_emotion_votes(attrs)))
     return out
 
 
@@ -244,11 +260,11 @@ def build_crop_cache(
         raise ValueError(f"records come from sources {unknown} not in sources={list(dict.fromkeys(names))}")
     headers: Dict[bytes, int] = {}  # JPEG header (everything before the scan) -> index
     jpeg: List[bytes] = []
-    header_index, labels, source, image_ids, ann_ids = [], [], [], [], []
+    header_index, labels, source, image_ids, ann_ids, votes = [], [], [], [], [], []
     with ThreadPoolExecutor(max(1, int(num_workers))) as pool:
         results = pool.map(lambda r: _encode_record(r, meta, quality), records)
         for rec, faces in progress_bar(zip(records, results), total=len(records), desc="crop cache", unit="img"):
-            for buf, lab, ann_id in faces:
+            for buf, lab, ann_id, vote in faces:
                 header, scan = _split_jpeg(buf)
                 jpeg.append(scan)
                 header_index.append(headers.setdefault(header, len(headers)))
@@ -256,6 +272,7 @@ def build_crop_cache(
                 source.append(names.index(rec["source"]))
                 image_ids.append(int(rec["image_id"]))
                 ann_ids.append(int(ann_id))
+                votes.append(vote)
     if not jpeg:
         raise ValueError("no face with a known attribute in the given records: nothing to cache")
     offsets = np.zeros(len(jpeg) + 1, dtype=np.int64)
@@ -276,6 +293,8 @@ def build_crop_cache(
         "image_id": torch.tensor(image_ids, dtype=torch.int64),
         "ann_id": torch.tensor(ann_ids, dtype=torch.int64),
     }
+    if any(any(v) for v in votes):  # stored only when some face has votes
+        data["emotion_votes"] = torch.tensor(votes, dtype=torch.float32)
     with atomic_write(out_path, "wb") as f:
         torch.save(data, f)
     nbytes = os.path.getsize(out_path)
@@ -322,6 +341,7 @@ def load_crop_cache(path: str | os.PathLike) -> CropCache:
         source=data["source"],
         sources=list(data["sources"]),
         meta=dict(meta),
+        emotion_votes=data.get("emotion_votes"),
     )
 
 

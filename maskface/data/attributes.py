@@ -2,17 +2,23 @@
 
 A face's ``attributes`` dict holds any of ``age`` (float years in [0, 120]), ``gender`` (one of
 :data:`GENDERS`) and ``emotion`` (one of :data:`EMOTIONS`); a missing key means unknown.
+``emotion_votes`` optionally holds annotators' votes (FER+: ten crowd workers per face) as
+``{name: count}`` over :data:`EMOTIONS` and :data:`EXTRA_VOTES`; training can use their
+distribution as a soft emotion target (:func:`emotion_vote_distribution`).
 The ``normalize_*`` helpers map the spellings found in public datasets and annotation tools onto
 these names and return ``None`` for anything they do not recognise (the caller reports it).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 GENDERS = ("female", "male")
 AGE_RANGE = (0.0, 120.0)  # years, inclusive
+#: Vote names besides EMOTIONS that FER+ annotators could give (not predicted by MaskFace).
+EXTRA_VOTES = ("contempt", "unknown", "not_face")
+VOTE_NAMES = EMOTIONS + EXTRA_VOTES
 
 _EMOTION_SYNONYMS = {
     "anger": "angry",
@@ -86,3 +92,32 @@ def normalize_age(value: object) -> Optional[float]:
 #: Adience age groups as (first, last) years, inclusive, youngest first; reported as "first-last".
 #: Ages in the gaps between groups go to the nearest group, a tie (3, 7, 35 years) to the younger.
 ADIENCE_GROUPS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
+
+
+def check_emotion_votes(votes: object) -> Optional[str]:
+    """``None`` when ``votes`` is a valid ``emotion_votes`` dict (names in :data:`VOTE_NAMES`,
+    counts >= 0), else what is wrong with it."""
+    if not isinstance(votes, dict):
+        return f"emotion_votes must be an object {{name: count}}, got {type(votes).__name__}"
+    unknown = sorted(set(votes) - set(VOTE_NAMES))
+    if unknown:
+        return f"emotion_votes has unknown name(s) {unknown}; expected names among {VOTE_NAMES}"
+    for name, count in votes.items():
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or not count >= 0:
+            return f"emotion_votes[{name!r}] must be a count >= 0, got {count!r}"
+    return None
+
+
+def emotion_vote_distribution(votes: Optional[dict], emotions: Sequence[str] = EMOTIONS) -> Optional[Dict[str, float]]:
+    """The share of the votes each emotion got, over ``emotions`` only (votes for contempt,
+    unknown or not-a-face are left out), or ``None`` when no vote went to one of them.
+
+    >>> emotion_vote_distribution({"happy": 6, "neutral": 2, "contempt": 2})
+    {'angry': 0.0, 'disgust': 0.0, 'fear': 0.0, 'happy': 0.75, 'neutral': 0.25, 'sad': 0.0, 'surprise': 0.0}
+    """
+    if not votes:
+        return None
+    total = float(sum(votes.get(name, 0) for name in emotions))
+    if total <= 0:
+        return None
+    return {name: votes.get(name, 0) / total for name in emotions}

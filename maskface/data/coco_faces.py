@@ -10,7 +10,9 @@ A dataset is a list of plain dicts, one per image (detectron2's "dataset dicts")
                                       | None (box-only face),
                       "iscrowd": 0 | 1, "area": float px^2,
                       "attributes": {"age": float years, "gender": "female" | "male",
-                                     "emotion": one of EMOTIONS}  (missing key = unknown),
+                                     "emotion": one of EMOTIONS,
+                                     "emotion_votes": {name: count} (optional, e.g. FER+)}
+                                    (missing key = unknown),
                       "groups": {str: str} (only when the file has it)}]}
 
 ``groups`` holds population-group labels that MaskFace does not predict, such as UTKFace's
@@ -24,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from maskface.data.attributes import EMOTIONS, GENDERS
+from maskface.data.attributes import EMOTIONS, GENDERS, check_emotion_votes
 from maskface.utils.io import load_json
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,10 @@ def validate_annotation(ann: dict, img: dict, where: str) -> List[str]:
         problems.append(f"{where}: unknown gender {attrs['gender']!r}; expected one of {GENDERS}")
     if attrs.get("emotion") is not None and attrs["emotion"] not in EMOTIONS:
         problems.append(f"{where}: unknown emotion name {attrs['emotion']!r}; expected one of {EMOTIONS}")
+    if attrs.get("emotion_votes") is not None:
+        problem = check_emotion_votes(attrs["emotion_votes"])
+        if problem:
+            problems.append(f"{where}: {problem}")
     groups = ann.get("groups")
     if groups is not None and not (isinstance(groups, dict)
                                    and all(isinstance(k, str) and isinstance(v, str) for k, v in groups.items())):

@@ -21,6 +21,7 @@ from maskface.data.attribute_dataset import (
     load_crop_cache,
     load_or_build_crop_cache,
 )
+from maskface.data.attributes import EMOTIONS
 from maskface.data.coco_faces import load_coco_faces
 from maskface.data.mapper import read_image_rgb
 from maskface.modeling.attributes.crops import DEFAULT_FILL, extract_face_crops
@@ -192,3 +193,25 @@ def test_balanced_sampler_mixes_sources_at_the_given_ratio():
     assert (source[uniform] == 1).float().mean().item() < 0.15
     with pytest.raises(ValueError, match="2 datasets"):
         balanced_sampler(source, [1.0], 10)
+
+
+def test_cache_keeps_emotion_votes(colour_json, tmp_path):
+    """FER+ vote shares travel through the cache into the training targets; a cache whose faces
+    have no votes stores none."""
+    records = load_coco_faces(colour_json)
+    anns = [a for r in records for a in attribute_faces(r)]
+    anns[0]["attributes"]["emotion_votes"] = {"happy": 6, "sad": 2, "not_face": 2}
+    path = tmp_path / "votes.pt"
+    build_crop_cache(records, S, 0.2, path, pad=PAD, num_workers=1)
+    cache = load_crop_cache(path)
+    assert cache.emotion_votes.shape == (len(anns), 7)
+    happy, sad = EMOTIONS.index("happy"), EMOTIONS.index("sad")
+    assert cache.emotion_votes[0, happy].item() == pytest.approx(0.75)
+    assert cache.emotion_votes[0, sad].item() == pytest.approx(0.25)
+    assert cache.emotion_votes[1:].abs().sum() == 0
+    targets = cache.targets(torch.tensor([0, 1]))
+    assert targets["emotion_votes"].shape == (2, 7)
+    del anns[0]["attributes"]["emotion_votes"]
+    build_crop_cache(records, S, 0.2, path, pad=PAD, num_workers=1)
+    cache = load_crop_cache(path)
+    assert cache.emotion_votes is None and "emotion_votes" not in cache.targets(torch.tensor([0]))

@@ -14,6 +14,12 @@ Two releases are read:
 
 Each image records its split (folder name or ``Usage``) as ``split``. FER2013 has no identity
 labels, so splits are random.
+
+FER+ (Barsoum et al. 2016, labels MIT) re-labelled FER2013 with ten crowd votes per face. Its
+votes are attached to the faces they belong to as ``attributes["emotion_votes"]`` (the FER2013
+label stays the face's ``emotion``), for the image-folder release: a CSV with columns ``jpg``
+(path under the split folder, e.g. ``angry/Training_10118481.jpg``) and the vote columns
+(:data:`FERPLUS_VOTE_COLUMNS`), as in ``ferplus_votes.csv``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from maskface.utils.progress import progress_bar
 logger = logging.getLogger(__name__)
 
 CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: FER+ vote columns -> MaskFace vote names (:data:`maskface.data.attributes.VOTE_NAMES`).
+FERPLUS_VOTE_COLUMNS = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
+                        "anger": "angry", "disgust": "disgust", "fear": "fear", "contempt": "contempt",
+                        "unknown": "unknown", "NF": "not_face"}
 USAGES = ("Training", "PublicTest", "PrivateTest")
 FER_SIZE = 48  # px, width and height of a FER2013 face
 
@@ -55,12 +65,49 @@ def _split_folders(root: Path, splits: Optional[Iterable[str]]) -> Dict[str, Pat
     return found
 
 
+def read_ferplus_votes(csv_file: PathLike, key: str = "jpg") -> Dict[str, Dict[str, int]]:
+    """FER+ votes per image: ``{key value: {vote name: count}}`` (names of
+    :data:`FERPLUS_VOTE_COLUMNS`' values; all ten present).
+
+    Args:
+        csv_file: CSV with a ``key`` column and the ten FER+ vote columns (header names as in FER+:
+            neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF).
+        key: the column that names the image (``jpg`` for the image-folder release).
+
+    Raises ``ValueError`` naming the file and line of a malformed row (missing or non-integer
+    vote, duplicate image) or a missing column.
+    """
+    votes: Dict[str, Dict[str, int]] = {}
+    with open(csv_file, "r", encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = ({key} | set(FERPLUS_VOTE_COLUMNS)) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{csv_file}:1: missing column(s) {sorted(missing)}; expected {key} and the FER+ vote "
+                             f"columns {list(FERPLUS_VOTE_COLUMNS)}")
+        for row in reader:
+            where = f"{csv_file}:{reader.line_num}"
+            name = (row[key] or "").strip()
+            if not name:
+                raise ValueError(f"{where}: empty {key!r}")
+            if name in votes:
+                raise ValueError(f"{where}: {name!r} appears twice")
+            counts = {}
+            for column, vote_name in FERPLUS_VOTE_COLUMNS.items():
+                value = (row[column] or "").strip()
+                if not value.isdigit():
+                    raise ValueError(f"{where}: vote {column!r} must be a whole number >= 0, got {value!r}")
+                counts[vote_name] = int(value)
+            votes[name] = counts
+    return votes
+
+
 def convert_fer2013_folders(
     root: PathLike,
     splits: Optional[Iterable[str]] = None,
     strict: bool = False,
     limit: Optional[int] = None,
     progress: bool = True,
+    ferplus_votes: Optional[PathLike] = None,
 ) -> dict:
     """Convert the image-folder release.
 
@@ -71,9 +118,13 @@ def convert_fer2013_folders(
         strict: raise at the first unknown emotion folder or unreadable image.
         limit: convert only the first ``limit`` images (sorted by path).
         progress: show a progress bar.
+        ferplus_votes: FER+ votes CSV keyed by ``jpg`` = ``<emotion folder>/<file name>``
+            (:func:`read_ferplus_votes`); matching faces get ``emotion_votes``. Faces without a
+            row keep only their label (counted in ``info["notes"]``).
     """
     root = Path(root)
     builder = CocoFacesBuilder("fer2013", root, strict, description="FER2013 (image folders)")
+    votes = read_ferplus_votes(ferplus_votes) if ferplus_votes else None
     items = []
     for split, folder in _split_folders(root, splits).items():
         for emotion_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -91,8 +142,16 @@ def convert_fer2013_folders(
             builder.skip("unreadable image", str(path), str(e))
             continue
         image_id = builder.add_image(path, width, height, split=split)
-        builder.add_face(image_id, [0, 0, width, height], attributes={"emotion": emotion})
-    return builder.to_coco(inputs=[root])
+        attributes = {"emotion": emotion}
+        if votes is not None:
+            face_votes = votes.get(f"{path.parent.name}/{path.name}")
+            if face_votes is None:
+                builder.note("no FER+ votes (label only)", str(path))
+            else:
+                attributes["emotion_votes"] = face_votes
+        builder.add_face(image_id, [0, 0, width, height], attributes=attributes)
+    inputs = [root] + ([ferplus_votes] if ferplus_votes else [])
+    return builder.to_coco(inputs=inputs)
 
 
 def convert_fer2013_csv(

@@ -13,16 +13,22 @@ component, and cheeks or ears that hair separates). The default 0.002 drops only
 pixels, which would otherwise stretch the box. The mask is stored as compressed RLE, which is
 exact (polygons would smooth the outline and drop holes); the box is the mask's tight box.
 ``identity`` is the person's name, so splits keep each person on one side.
+
+Gender: LFW has none in the release; ``gender_file`` takes a ``file,gender`` CSV (e.g.
+``lfw_parts_gender.csv``, built from LFW's published female / male name lists) and gives each
+listed face ``attributes["gender"]``.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
+from maskface.data.attributes import normalize_gender
 from maskface.data.converters.common import (
     CocoFacesBuilder,
     PathLike,
@@ -49,6 +55,25 @@ def skin_mask(label: np.ndarray) -> np.ndarray:
     return (label.argmax(axis=2) == SKIN_CHANNEL) & (label[..., SKIN_CHANNEL] > 127)
 
 
+def read_gender_file(path: PathLike) -> Dict[str, str]:
+    """``{image file name: "female" | "male"}`` from ``file,gender`` rows (a header row
+    ``file,gender`` is allowed). Raises ``ValueError`` naming the line of a malformed row."""
+    genders: Dict[str, str] = {}
+    with open(path, "r", encoding="utf-8", newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if not row or (line == 1 and [c.strip().lower() for c in row] == ["file", "gender"]):
+                continue
+            if len(row) != 2:
+                raise ValueError(f"{path}:{line}: expected 2 columns file,gender, got {len(row)}")
+            name, gender = row[0].strip(), normalize_gender(row[1])
+            if gender is None:
+                raise ValueError(f"{path}:{line}: unknown gender {row[1]!r}; expected female or male")
+            if name in genders and genders[name] != gender:
+                raise ValueError(f"{path}:{line}: {name!r} listed again with another gender")
+            genders[name] = gender
+    return genders
+
+
 def convert_lfw_parts(
     root: PathLike,
     image_dir: str = "lfw_funneled",
@@ -57,6 +82,7 @@ def convert_lfw_parts(
     strict: bool = False,
     limit: Optional[int] = None,
     progress: bool = True,
+    gender_file: Optional[PathLike] = None,
 ) -> dict:
     """Convert LFW Part Labels.
 
@@ -68,6 +94,8 @@ def convert_lfw_parts(
         strict: raise at the first bad record instead of skipping it.
         limit: convert only the first ``limit`` masks (sorted by name).
         progress: show a progress bar.
+        gender_file: ``file,gender`` CSV (:func:`read_gender_file`); faces not in it have no
+            gender (counted in ``info["notes"]``).
 
     Returns:
         COCO face dict, image root ``<root>/<image_dir>``, one RLE face per image.
@@ -78,6 +106,7 @@ def convert_lfw_parts(
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found (expected the LFW Part Labels layout)")
     builder = CocoFacesBuilder("lfw_parts", images, strict, description="LFW Part Labels (face skin masks)")
+    genders = read_gender_file(gender_file) if gender_file else None
     by_stem: Dict[str, Path] = {}
     for ext in reversed(MASK_EXTENSIONS):
         by_stem.update({p.stem: p for p in sorted(masks.glob(f"*{ext}"))})
@@ -103,5 +132,12 @@ def convert_lfw_parts(
         rle = mask_to_rle(skin)
         area, bbox = rle_area_bbox(rle)
         image_id = builder.add_image(path, width, height, identity=person)
-        builder.add_face(image_id, bbox, segmentation=rle, area=area)
-    return builder.to_coco(inputs=[root])
+        attributes = None
+        if genders is not None:
+            gender = genders.get(path.name)
+            if gender is None:
+                builder.note("no gender in the gender file", str(path))
+            else:
+                attributes = {"gender": gender}
+        builder.add_face(image_id, bbox, segmentation=rle, area=area, attributes=attributes)
+    return builder.to_coco(inputs=[root] + ([gender_file] if gender_file else []))

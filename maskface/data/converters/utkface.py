@@ -10,7 +10,13 @@ an unreadable race field keeps its age and gender and gets no group.
 The face is the whole aligned crop: its box covers the image and there is no mask. With
 ``masks="auto"`` each crop is annotated by mediapipe (:mod:`.auto`): the largest face oval
 becomes the mask and its tight box the face box (crops where mediapipe finds no face stay
-box-only; counted in ``info["notes"]``). UTKFace has no identity labels, so splits are random.
+box-only; counted in ``info["notes"]``).
+
+UTKFace has no identity labels, but some faces appear twice under different names (and often
+with different labels). With ``twins=True`` (default) such near-duplicates
+(:func:`~maskface.data.converters.common.near_duplicate_groups`) share an ``identity``
+(``"twin:<file name of the first>"``), so ``split`` keeps them on one side; other images have no
+identity and are split at random.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from typing import Optional, Tuple
 
 from maskface.data.attributes import normalize_age
 from maskface.data.converters.auto import FaceOvalAnnotator, read_rgb
-from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images, polygons_area_bbox
+from maskface.data.converters.common import (
+    CocoFacesBuilder,
+    PathLike,
+    image_size,
+    list_images,
+    near_duplicate_groups,
+    polygons_area_bbox,
+)
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -57,6 +70,7 @@ def convert_utkface(
     strict: bool = False,
     limit: Optional[int] = None,
     progress: bool = True,
+    twins: bool = True,
 ) -> dict:
     """Convert a folder of UTKFace crops (e.g. ``crop_part1``; recursive).
 
@@ -66,14 +80,22 @@ def convert_utkface(
         strict: raise at the first malformed name instead of skipping it.
         limit: convert only the first ``limit`` images (sorted by path).
         progress: show a progress bar.
+        twins: give near-duplicate images a shared ``identity`` (see the module doc).
     """
     if masks not in (None, "auto"):
         raise ValueError(f"masks must be None or 'auto', got {masks!r}")
     folder = Path(folder)
     builder = CocoFacesBuilder("utkface", folder, strict, description="UTKFace crops (age, gender from file names)")
     annotator = FaceOvalAnnotator(max_faces=1, score_thresh=AUTO_MASK_SCORE_THRESH, pad=AUTO_MASK_PAD) if masks == "auto" else None
+    paths = list_images(folder)[:limit]
+    twin_of = {}
+    if twins:
+        for group in near_duplicate_groups(paths, progress=progress):
+            twin_of.update({paths[i]: f"twin:{paths[group[0]].name}" for i in group})
+        logger.info("%d images are near-duplicates of another (%d groups)", len(twin_of),
+                    len(set(twin_of.values())))
     try:
-        for path in progress_bar(list_images(folder)[:limit], desc="utkface", unit="img", disable=not progress):
+        for path in progress_bar(paths, desc="utkface", unit="img", disable=not progress):
             try:
                 age, gender = parse_utkface_name(path.name)
             except ValueError as e:
@@ -84,7 +106,9 @@ def convert_utkface(
             except OSError as e:
                 builder.skip("unreadable image", str(path), str(e))
                 continue
-            image_id = builder.add_image(path, width, height)
+            image_id = builder.add_image(path, width, height, **({"identity": twin_of[path]} if path in twin_of else {}))
+            if path in twin_of:
+                builder.note("near-duplicate of another image (shared identity)", str(path), twin_of[path])
             attributes = {"age": age, "gender": gender}
             race = parse_utkface_race(path.name)
             extra = {"groups": {"race": race}} if race else {}

@@ -7,6 +7,8 @@ known label is an exact zero that is still connected to the graph (``logits.sum(
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +30,35 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     if not known.any():
         return _zero(logits)
     return F.cross_entropy(logits[known], labels[known])
+
+
+def emotion_loss(logits: torch.Tensor, labels: torch.Tensor, votes: Optional[torch.Tensor] = None,
+                 vote_weight: float = 0.0) -> torch.Tensor:
+    """Emotion cross-entropy whose target mixes the label with annotators' votes where there are
+    votes: ``(1 - vote_weight) * one_hot(label) + vote_weight * votes`` (FER+ soft targets).
+
+    Args:
+        logits: ``(N, C)``.
+        labels: ``(N,)`` class index, -1 = unknown.
+        votes: ``(N, C)`` vote shares (rows sum to 1), rows of zeros = no votes; ``None`` = none.
+        vote_weight: in [0, 1]; 0 = the labels alone (plain cross-entropy), 1 = the vote
+            distribution alone for faces that have votes.
+
+    A face counts when it has a label or votes; faces with votes but no label use the votes alone.
+    """
+    if not 0.0 <= vote_weight <= 1.0:
+        raise ValueError(f"vote_weight must be in [0, 1], got {vote_weight}")
+    if votes is None or vote_weight == 0.0:
+        return masked_cross_entropy(logits, labels)
+    has_votes = votes.sum(dim=1) > 0
+    known = (labels >= 0) | has_votes
+    if not known.any():
+        return _zero(logits)
+    logits, labels, votes, has_votes = logits[known], labels[known], votes[known].float(), has_votes[known]
+    hard = F.one_hot(labels.clamp(min=0), logits.shape[1]).float() * (labels >= 0).float().unsqueeze(1)
+    w = torch.where(has_votes, torch.where(labels >= 0, vote_weight, 1.0), 0.0).unsqueeze(1)
+    target = (1.0 - w) * hard + w * votes
+    return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
 def gaussian_age_targets(age: torch.Tensor, values: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch import nn
 
 from maskface.data.attributes import EMOTIONS, GENDERS
 from maskface.modeling.attributes.heads import AGE_GROUP_NAMES, AGE_HEADS, ClassificationHead, age_summary
-from maskface.modeling.attributes.losses import dex_age_loss, label_division_loss, masked_cross_entropy
+from maskface.modeling.attributes.losses import dex_age_loss, emotion_loss, label_division_loss, masked_cross_entropy
 from maskface.modeling.attributes.trunks import build_trunk
 
 
@@ -36,6 +36,8 @@ class AttributeNet(nn.Module):
         loss_weights: ``(age, gender, emotion)`` multipliers of the three losses.
         age_sigma: years, sigma of DEX's Gaussian soft labels.
         age_l1_weight: weight of |E[age] - age| (years) added to the age loss.
+        emotion_vote_weight: in [0, 1], share of annotators' vote distribution (FER+) in the
+            emotion target of faces that have votes; 0 = labels only (:func:`.losses.emotion_loss`).
         crop_size, crop_margin, mask_dilate, mask_feather, mask_ellipse_union: how input crops are
             made (``extract_face_crops``' ``size``, ``margin``, ``dilate``, ``feather``,
             ``ellipse_union``); stored, not used by ``forward``.
@@ -56,6 +58,7 @@ class AttributeNet(nn.Module):
         loss_weights: Sequence[float] = (1.0, 1.0, 1.0),
         age_sigma: float = 2.5,
         age_l1_weight: float = 0.1,
+        emotion_vote_weight: float = 0.0,
         crop_size: int = 64,
         crop_margin: float = 0.2,
         mask_dilate: int = 1,
@@ -76,6 +79,9 @@ class AttributeNet(nn.Module):
         self.loss_weights = tuple(float(w) for w in loss_weights)
         self.age_sigma = float(age_sigma)
         self.age_l1_weight = float(age_l1_weight)
+        if not 0.0 <= emotion_vote_weight <= 1.0:
+            raise ValueError(f"emotion_vote_weight must be in [0, 1], got {emotion_vote_weight}")
+        self.emotion_vote_weight = float(emotion_vote_weight)
         self.crop_kwargs = {"size": int(crop_size), "margin": float(crop_margin), "dilate": int(mask_dilate),
                             "feather": float(mask_feather), "ellipse_union": bool(mask_ellipse_union)}
         self.flip_test = bool(flip_test)
@@ -94,6 +100,7 @@ class AttributeNet(nn.Module):
             loss_weights=(loss.AGE_WEIGHT, loss.GENDER_WEIGHT, loss.EMOTION_WEIGHT),
             age_sigma=loss.AGE_SIGMA,
             age_l1_weight=loss.AGE_L1_WEIGHT,
+            emotion_vote_weight=loss.EMOTION_VOTES,
             crop_size=m.CROP_SIZE,
             crop_margin=m.CROP_MARGIN,
             mask_dilate=m.MASK_DILATE,
@@ -139,7 +146,8 @@ class AttributeNet(nn.Module):
         """Weighted, masked losses ``{"loss_age", "loss_gender", "loss_emotion"}`` (scalars).
 
         ``targets``: ``age`` ``(N,)`` float years (NaN = unknown), ``gender`` ``(N,)`` int64 index
-        into GENDERS (-1 = unknown), ``emotion`` ``(N,)`` int64 index into EMOTIONS (-1 = unknown).
+        into GENDERS (-1 = unknown), ``emotion`` ``(N,)`` int64 index into EMOTIONS (-1 = unknown),
+        optionally ``emotion_votes`` ``(N, 7)`` vote shares (rows of zeros = no votes).
         """
         w_age, w_gender, w_emotion = self.loss_weights
         if self.age_head.kind == "dex":
@@ -151,7 +159,8 @@ class AttributeNet(nn.Module):
         return {
             "loss_age": w_age * age,
             "loss_gender": w_gender * masked_cross_entropy(outputs["gender_logits"], targets["gender"]),
-            "loss_emotion": w_emotion * masked_cross_entropy(outputs["emotion_logits"], targets["emotion"]),
+            "loss_emotion": w_emotion * emotion_loss(outputs["emotion_logits"], targets["emotion"],
+                                                     targets.get("emotion_votes"), self.emotion_vote_weight),
         }
 
     @staticmethod

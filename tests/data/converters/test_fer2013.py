@@ -96,3 +96,44 @@ def test_fer2013_csv_malformed_row(tmp_path, convert, load_checked, capsys, capl
     assert f"{csv_file}:3: {message} (skipped)" in caplog.text
     data = load_checked(out)
     assert len(data["images"]) == 1 and data["info"]["skipped"] == {"malformed row": 1}
+
+
+FERPLUS_HEADER = "jpg,fer2013_label,ferplus_png,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+
+
+def test_fer2013_ferplus_votes(tmp_path, convert, load_checked, faces_of, capsys):
+    make_folders(tmp_path / "fer")
+    votes = tmp_path / "ferplus_votes.csv"
+    votes.write_text(FERPLUS_HEADER + "\nhappy/0.jpg,happy,fer0000001.png,2,7,0,0,0,0,0,1,0,0\n"
+                     "Sadness/0.jpg,sad,fer0000002.png,0,0,0,6,0,0,0,0,2,2\n")
+    out = tmp_path / "fer.json"
+    assert convert("fer2013", tmp_path / "fer" / "train", "-o", out, "--ferplus-votes", votes, "--no-progress") == 0
+    data = load_checked(out)
+    (happy,) = faces_of(data, "happy/0.jpg")
+    assert happy["attributes"]["emotion"] == "happy"
+    assert happy["attributes"]["emotion_votes"] == {"neutral": 2, "happy": 7, "surprise": 0, "sad": 0, "angry": 0,
+                                                    "disgust": 0, "fear": 0, "contempt": 1, "unknown": 0,
+                                                    "not_face": 0}
+    assert faces_of(data, "Sadness/0.jpg")[0]["attributes"]["emotion_votes"]["not_face"] == 2
+    assert "emotion_votes" not in faces_of(data, "happy/1.jpg")[0]["attributes"]
+    assert data["info"]["notes"]["no FER+ votes (label only)"] == 1
+
+    votes.write_text(FERPLUS_HEADER + "\nhappy/0.jpg,happy,fer0000001.png,2,x,0,0,0,0,0,1,0,0\n")
+    assert convert("fer2013", tmp_path / "fer" / "train", "-o", tmp_path / "b.json", "--ferplus-votes", votes) == 1
+    assert f"{votes}:2: vote 'happiness' must be a whole number >= 0, got 'x'" in capsys.readouterr().err
+    votes.write_text("jpg,neutral\nhappy/0.jpg,3\n")
+    assert convert("fer2013", tmp_path / "fer" / "train", "-o", tmp_path / "b.json", "--ferplus-votes", votes) == 1
+    assert "missing column(s)" in capsys.readouterr().err
+
+
+def test_emotion_vote_distribution_and_validation():
+    from maskface.data.attributes import check_emotion_votes, emotion_vote_distribution
+    from maskface.data.coco_faces import validate_annotation
+
+    assert emotion_vote_distribution({"happy": 6, "neutral": 2, "contempt": 2})["happy"] == 0.75
+    assert emotion_vote_distribution({"not_face": 10}) is None and emotion_vote_distribution(None) is None
+    assert check_emotion_votes({"happy": 3}) is None
+    assert "unknown name(s) ['joy']" in check_emotion_votes({"joy": 1})
+    assert "must be a count >= 0" in check_emotion_votes({"happy": -1})
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "attributes": {"emotion_votes": [1, 2]}}
+    assert any("emotion_votes must be an object" in p for p in validate_annotation(ann, {"width": 8, "height": 8}, "f.json"))

@@ -71,3 +71,22 @@ def test_lfw_parts_strict_fails_on_missing_image(tmp_path, convert, capsys):
     err = capsys.readouterr().err
     assert "Nobody_0001.png" in err and "Nobody/Nobody_0001.jpg" in err
     assert not out.exists()
+
+
+def test_lfw_parts_gender_file(tmp_path, convert, load_checked, faces_of, capsys):
+    make_lfw(tmp_path / "lfw")
+    genders = tmp_path / "gender.csv"
+    genders.write_text("file,gender\nJane_Doe_0001.jpg,female\nJohn_Roe_0001.jpg,Male\n")
+    out = tmp_path / "lfw.json"
+    assert convert("lfw-parts", tmp_path / "lfw", "-o", out, "--gender-file", genders, "--no-progress") == 0
+    data = load_checked(out)
+    assert faces_of(data, "Jane_Doe/Jane_Doe_0001.jpg")[0]["attributes"] == {"gender": "female"}
+    assert faces_of(data, "John_Roe/John_Roe_0001.jpg")[0]["attributes"] == {"gender": "male"}
+    assert "attributes" not in faces_of(data, "Jane_Doe/Jane_Doe_0002.jpg")[0] or \
+        not faces_of(data, "Jane_Doe/Jane_Doe_0002.jpg")[0]["attributes"]
+    assert data["info"]["notes"]["no gender in the gender file"] == 1
+
+    genders.write_text("Jane_Doe_0001.jpg,female\nJohn_Roe_0001.jpg,robot\n")
+    assert convert("lfw-parts", tmp_path / "lfw", "-o", tmp_path / "bad.json", "--gender-file", genders) == 1
+    assert f"{genders}:2: unknown gender 'robot'; expected female or male" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()

@@ -68,3 +68,54 @@ def test_parse_utkface_race():
     assert [parse_utkface_race(f"30_0_{r}_2017.jpg.chip.jpg") for r in "012345"] == [
         "white", "black", "asian", "indian", "other", None]
     assert parse_utkface_race("61_1_20170109142408075.jpg.chip.jpg") is None
+
+
+def _face_like(seed, size=128):
+    """A smooth random grey picture (different seeds: uncorrelated thumbnails)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def test_utkface_twins_share_an_identity_and_split_together(tmp_path, convert, load_checked):
+    """A face stored twice (re-encoded, resized, other labels) gets one identity; split keeps the
+    pair on one side for every seed; unrelated faces get none."""
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    twin = _face_like(0)
+    cv2.imwrite(str(folder / "30_0_0_20170101000000001.jpg.chip.jpg"), twin)
+    # the same picture, JPEG-recompressed at another size and slightly brighter, labelled otherwise
+    cv2.imwrite(str(folder / "34_1_0_20170101000000002.jpg.chip.jpg"), np.clip(cv2.resize(twin, (200, 200)) * 0.9 + 20, 0, 255).astype(np.uint8),
+                [cv2.IMWRITE_JPEG_QUALITY, 60])
+    for k in range(10):
+        cv2.imwrite(str(folder / f"{20 + k}_0_1_2017010100000010{k}.jpg.chip.jpg"), _face_like(100 + k))
+    out = tmp_path / "utk.json"
+    assert convert("utkface", folder, "-o", out, "--no-progress") == 0
+    data = load_checked(out)
+    identities = {im["file_name"].split("_")[0]: im.get("identity") for im in data["images"]}
+    assert identities["30"] == identities["34"] == "twin:30_0_0_20170101000000001.jpg.chip.jpg"
+    assert sum(v is not None for v in identities.values()) == 2
+    assert data["info"]["notes"]["near-duplicate of another image (shared identity)"] == 2
+    for seed in range(6):
+        assert convert("split", out, "--val-fraction", "0.3", "--seed", seed, "--train", tmp_path / "t.json",
+                       "--val", tmp_path / "v.json") == 0
+        sides = [{im["file_name"][:2] for im in load_checked(tmp_path / f"{s}.json")["images"]} for s in "tv"]
+        assert ({"30", "34"} <= sides[0]) or ({"30", "34"} <= sides[1])
+
+    assert convert("utkface", folder, "-o", out, "--no-progress", "--no-twins") == 0
+    assert all("identity" not in im for im in load_checked(out)["images"])
+
+
+def test_near_duplicate_groups_threshold(tmp_path):
+    from maskface.data.converters.common import near_duplicate_groups
+
+    a, b = _face_like(1), _face_like(2)
+    paths = []
+    for i, img in enumerate([a, b, a, np.full((64, 64), 128, np.uint8), a[:, ::-1]]):
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    paths.append(tmp_path / "missing.png")
+    assert near_duplicate_groups(paths) == [[0, 2]]  # flat, mirrored, unreadable: no match
+    assert near_duplicate_groups(paths, block=1) == [[0, 2]]
+    with pytest.raises(ValueError, match="threshold"):
+        near_duplicate_groups(paths, threshold=0)

@@ -182,3 +182,41 @@ def test_net_losses_names_weights_and_gradients():
     assert all(math.isfinite(p.grad.abs().sum().item()) for p in net.parameters() if p.grad is not None)
     assert net.emotion_head.mlp[-1].weight.grad.abs().sum() == 0
     assert net.gender_head.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_emotion_loss_mixes_votes_into_the_target():
+    from maskface.modeling.attributes.losses import emotion_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 7, requires_grad=True)
+    labels = torch.tensor([3, 4, -1, -1])
+    votes = torch.zeros(4, 7)
+    votes[0, 3], votes[0, 4] = 0.6, 0.4  # face 0: labelled and voted; 1: label only; 2: votes only; 3: nothing
+    votes[2, 6] = 1.0
+    logp = logits.log_softmax(1)
+    assert torch.allclose(emotion_loss(logits, labels, votes, 0.0), masked_cross_entropy(logits, labels))
+    assert torch.allclose(emotion_loss(logits, labels, None, 0.5), masked_cross_entropy(logits, labels))
+    w = 0.5
+    t0 = (1 - w) * torch.nn.functional.one_hot(torch.tensor(3), 7) + w * votes[0]
+    expected = -((t0 * logp[0]).sum() + logp[1, 4] + logp[2, 6]) / 3
+    loss = emotion_loss(logits, labels, votes, w)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert logits.grad[3].abs().sum() == 0
+    with pytest.raises(ValueError, match="vote_weight"):
+        emotion_loss(logits, labels, votes, 1.5)
+
+
+def test_net_losses_use_votes_from_config():
+    cfg = get_attr_cfg()
+    cfg.LOSS.EMOTION_VOTES = 1.0
+    net = AttributeNet.from_config(cfg)
+    assert net.emotion_vote_weight == 1.0
+    out = net(torch.randn(2, 3, 64, 64))
+    votes = torch.tensor([[0.0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
+    targets = {"age": torch.tensor([NAN, NAN]), "gender": torch.tensor([-1, -1]), "emotion": torch.tensor([0, 2])}
+    with_votes = net.losses(out, dict(targets, emotion_votes=votes))["loss_emotion"]
+    logp = out["emotion_logits"].log_softmax(1)
+    assert torch.allclose(with_votes, -(logp[0, 3] + logp[1, 2]) / 2)
+    with pytest.raises(ValueError, match="emotion_vote_weight"):
+        AttributeNet(emotion_vote_weight=-0.1)
