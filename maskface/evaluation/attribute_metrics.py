@@ -3,15 +3,22 @@ the ``attributes`` sub-command of ``tools/evaluate.py``.
 
 Metrics (each over the faces whose attribute is known):
 
-* age: MAE (years), CS@5 (fraction with ``|error| <= 5`` years), Adience-group accuracy (the most
-  probable group of the predicted age distribution vs the group of the true age);
+* age: MAE (years), CS@5 (fraction with ``|error| <= 5`` years), Adience-group accuracy (the
+  group of the predicted age, as ``age_group`` in results, vs the group of the true age) and
+  ``group_accuracy_top`` (the most probable group of the predicted distribution,
+  ``age_group_top``);
 * gender and emotion: accuracy, macro-F1 (mean F1 over the classes present in the labels or the
   predictions), per-class recall (``None`` for classes without samples), confusion matrix (rows:
   true class, columns: predicted class) and expected calibration error (15 equal-width bins of the
   top probability: ``sum_b n_b / n * |accuracy_b - confidence_b|``);
-* ``bias``: the same accuracies and age errors broken down by true gender, by true age group and
-  by any population-group labels the faces carry (``groups``, e.g. UTKFace's race), for the model
-  card;
+* FER+ majority accuracy (``emotion["ferplus_majority_accuracy"]``), where faces carry crowd
+  votes: the predicted emotion vs the emotion most annotators chose (faces whose top vote is
+  tied are left out), beside the accuracy on the dataset's own labels;
+* gender accuracy of faces aged 13 and over (``gender["accuracy_13_and_over"]``; children's
+  gender is much harder to read from a face);
+* ``bias``: the same accuracies and age errors broken down by true gender, by true age group, by
+  age band (:data:`AGE_BANDS`: 0-12, 13-19, 20-39, 40-59, 60+) and by any population-group labels
+  the faces carry (``groups``, e.g. UTKFace's race), for the model card;
 * ``score``: the validation score that picks ``model_best.pth``: the mean of gender accuracy,
   emotion accuracy and age CS@5, over those the data has (all in [0, 1], higher is better).
 """
@@ -36,6 +43,7 @@ from maskface.data.attribute_dataset import (
     check_crop_cache,
     crop_record_faces,
     encode_attributes,
+    encode_emotion_votes,
     load_crop_cache,
 )
 from maskface.data.attributes import EMOTIONS, GENDERS
@@ -47,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 ECE_BINS = 15
 CS_THRESHOLD = 5.0  # years
+#: Age bands of the bias breakdown: (name, first year, first year of the next band).
+AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, math.inf))
 
 
 # --- metrics on arrays ---------------------------------------------------------------------------
@@ -54,13 +64,16 @@ def _mean(x: np.ndarray) -> Optional[float]:
     return float(np.mean(x)) if x.size else None
 
 
-def age_metrics(pred_age: np.ndarray, true_age: np.ndarray, pred_group: Optional[np.ndarray] = None) -> dict:
-    """``{"n", "mae", "cs5", "group_accuracy"}`` over the faces with a known (finite) true age.
+def age_metrics(pred_age: np.ndarray, true_age: np.ndarray, pred_group: Optional[np.ndarray] = None,
+                pred_group_top: Optional[np.ndarray] = None) -> dict:
+    """``{"n", "mae", "cs5", "group_accuracy"}`` (+ ``"group_accuracy_top"``) over the faces with a
+    known (finite) true age.
 
     Args:
         pred_age: ``(N,)`` predicted ages, years.
         true_age: ``(N,)`` true ages, years (NaN = unknown).
         pred_group: ``(N,)`` predicted Adience group indices (default: the group of ``pred_age``).
+        pred_group_top: ``(N,)`` most probable group indices, if known.
     """
     pred_age, true_age = np.asarray(pred_age, dtype=np.float64), np.asarray(true_age, dtype=np.float64)
     known = np.isfinite(true_age)
@@ -73,6 +86,8 @@ def age_metrics(pred_age: np.ndarray, true_age: np.ndarray, pred_group: Optional
         "mae": _mean(err),
         "cs5": _mean((err <= CS_THRESHOLD).astype(np.float64)),
         "group_accuracy": _mean((np.asarray(pred_group)[known] == true_group).astype(np.float64)),
+        **({} if pred_group_top is None else
+           {"group_accuracy_top": _mean((np.asarray(pred_group_top)[known] == true_group).astype(np.float64))}),
     }
 
 
@@ -135,6 +150,23 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: Sequenc
     }
 
 
+def ferplus_majority_metrics(emotion_probs: np.ndarray, votes: np.ndarray) -> dict:
+    """``{"n_ferplus", "ferplus_majority_accuracy"}``: accuracy of the predicted emotion against the
+    emotion that got most crowd votes, over faces with votes whose top vote is not tied.
+
+    Args:
+        emotion_probs: ``(N, 7)`` predicted probabilities.
+        votes: ``(N, 7)`` vote shares per emotion, rows of zeros = no votes.
+    """
+    votes = np.asarray(votes, dtype=np.float64)
+    top = votes.max(axis=1, keepdims=True)
+    clear = (votes.sum(axis=1) > 0) & ((votes == top).sum(axis=1) == 1)
+    majority = votes.argmax(axis=1)
+    pred = np.asarray(emotion_probs).argmax(axis=1)
+    return {"n_ferplus": int(clear.sum()),
+            "ferplus_majority_accuracy": _mean((pred[clear] == majority[clear]).astype(np.float64))}
+
+
 def _subset_summary(pred: Dict[str, np.ndarray], true: Dict[str, np.ndarray], sel: np.ndarray) -> dict:
     age = age_metrics(pred["age"][sel], true["age"][sel], pred["age_group"][sel])
     def accuracy(task: str) -> Optional[float]:
@@ -156,17 +188,27 @@ def compute_attribute_metrics(pred: Dict[str, np.ndarray], true: Dict[str, np.nd
         groups: optional population-group labels per face, e.g. ``{"race": ["asian", "", ...]}``
             (``N`` strings each, ``""`` = unknown); each adds a ``bias["by_<name>"]`` breakdown.
 
+        true may also hold ``emotion_votes`` ``(N, 7)`` vote shares (rows of zeros = no votes), and
+        pred ``age_group_top`` ``(N,)``.
+
     Returns:
-        ``{"n", "age", "gender", "emotion", "bias": {"by_gender", "by_age_group", ...}, "score"}``.
+        ``{"n", "age", "gender", "emotion", "bias": {"by_gender", "by_age_group", "by_age_band",
+        ...}, "score"}``.
     """
     pred = {k: np.asarray(v) for k, v in pred.items()}
     true = {k: np.asarray(v) for k, v in true.items()}
     out = {
         "n": int(len(true["age"])),
-        "age": age_metrics(pred["age"], true["age"], pred["age_group"]),
+        "age": age_metrics(pred["age"], true["age"], pred["age_group"], pred.get("age_group_top")),
         "gender": classification_metrics(pred["gender_probs"], true["gender"], GENDERS),
         "emotion": classification_metrics(pred["emotion_probs"], true["emotion"], EMOTIONS),
     }
+    adult = np.isfinite(true["age"]) & (np.nan_to_num(true["age"], nan=-1.0) >= 13) & (true["gender"] >= 0)
+    out["gender"]["accuracy_13_and_over"] = _mean(
+        (pred["gender_probs"][adult].argmax(1) == true["gender"][adult]).astype(np.float64))
+    out["gender"]["n_13_and_over"] = int(adult.sum())
+    if "emotion_votes" in true:
+        out["emotion"].update(ferplus_majority_metrics(pred["emotion_probs"], true["emotion_votes"]))
     age_known = np.isfinite(true["age"])
     true_group = np.full(len(true["age"]), -1, dtype=np.int64)
     true_group[age_known] = age_group_index(torch.from_numpy(true["age"][age_known].astype(np.float64))).numpy()
@@ -177,7 +219,13 @@ def compute_attribute_metrics(pred: Dict[str, np.ndarray], true: Dict[str, np.nd
                       if (true["gender"] == i).any()},
         "by_age_group": {g: _subset_summary(pred, true, true_group == i) for i, g in enumerate(AGE_GROUP_NAMES)
                          if (true_group == i).any()},
+        "by_age_band": {},
     }
+    ages = np.where(age_known, true["age"], -1.0)
+    for name, lo, hi in AGE_BANDS:
+        sel = age_known & (ages >= lo) & (ages < hi)
+        if sel.any():
+            out["bias"]["by_age_band"][name] = _subset_summary(pred, true, sel)
     for name, labels in (groups or {}).items():
         labels = np.asarray(labels, dtype=object)
         if len(labels) != len(true["age"]):
@@ -198,8 +246,10 @@ def flatten_metrics(metrics: dict, prefix: str = "val/") -> Dict[str, float]:
         "age_cs5": metrics["age"]["cs5"],
         "age_group_accuracy": metrics["age"]["group_accuracy"],
         "gender_accuracy": metrics["gender"]["accuracy"],
+        "gender_accuracy_13_and_over": metrics["gender"].get("accuracy_13_and_over"),
         "gender_ece": metrics["gender"]["ece"],
         "emotion_accuracy": metrics["emotion"]["accuracy"],
+        "emotion_ferplus_majority_accuracy": metrics["emotion"].get("ferplus_majority_accuracy"),
         "emotion_macro_f1": metrics["emotion"]["macro_f1"],
         "emotion_ece": metrics["emotion"]["ece"],
     }
@@ -259,7 +309,8 @@ def predict_crops(model: torch.nn.Module, crops: torch.Tensor, batch_size: int =
                   device: Optional[Union[str, torch.device]] = None) -> Dict[str, np.ndarray]:
     """Run the net over crops ``(N, 3, S, S)`` with pixel values in [0, 255] (uint8 or float).
 
-    Returns numpy arrays: ``age``, ``age_std`` ``(N,)`` years, ``age_group`` ``(N,)`` index,
+    Returns numpy arrays: ``age``, ``age_std`` ``(N,)`` years, ``age_group`` ``(N,)`` index of the
+    group holding ``age``, ``age_group_top`` ``(N,)`` index of the most probable group,
     ``gender_probs`` ``(N, 2)``, ``emotion_probs`` ``(N, 7)``.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -274,7 +325,10 @@ def predict_crops(model: torch.nn.Module, crops: torch.Tensor, batch_size: int =
             parts[k].append(out[k].float().cpu())
     model.train(was_training)
     res = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in parts.items()}
-    res["age_group"] = res.pop("age_group_probs").argmax(axis=1) if len(res["age"]) else np.zeros(0, np.int64)
+    group_probs = res.pop("age_group_probs")
+    res["age_group_top"] = group_probs.argmax(axis=1) if len(res["age"]) else np.zeros(0, np.int64)
+    res["age_group"] = age_group_index(torch.from_numpy(res["age"])).numpy() if len(res["age"]) \
+        else np.zeros(0, np.int64)
     return res
 
 
@@ -301,18 +355,23 @@ def evaluate_attribute_model(
                                       ellipse_union=kw.get("ellipse_union", False)))
         crops = center_crops(cache.images, kw["size"])
         true = {k: getattr(cache, k).cpu().numpy() for k in ("age", "gender", "emotion")}
+        if cache.emotion_votes is not None:
+            true["emotion_votes"] = cache.emotion_votes.cpu().numpy()
     else:
-        crops_list, labels = [], []
+        crops_list, labels, votes = [], [], []
         for rec in cache_or_records:
             c, anns = crop_record_faces(rec, kw["size"], kw["margin"], kw["dilate"], kw["feather"],
                                          ellipse_union=kw.get("ellipse_union", False))
             crops_list.append(c)
             labels += [encode_attributes(a.get("attributes")) for a in anns]
+            votes += [encode_emotion_votes(a.get("attributes")) for a in anns]
         if not labels:
             raise ValueError("no face with a known attribute in the given records")
         crops = torch.cat(crops_list)
         arr = np.asarray(labels, dtype=np.float64)
         true = {"age": arr[:, 0], "gender": arr[:, 1].astype(np.int64), "emotion": arr[:, 2].astype(np.int64)}
+        if any(any(v) for v in votes):
+            true["emotion_votes"] = np.asarray(votes, dtype=np.float64)
     pred = predict_crops(model, crops, batch_size, device)
     metrics = compute_attribute_metrics(pred, true)
     metrics["flip_test"] = bool(getattr(model, "flip_test", False))  # which reading the figures are of

@@ -8,7 +8,8 @@ One face, as JSON (``Face.to_dict()``)::
      "score": s,                         # detector confidence, 0..1
      "mask": {"size": [H, W], "counts": "..."} | null,   # COCO compressed RLE, counts as str
      "age": years | null, "age_std": years | null,
-     "age_group": "25-32" | null,        # Adience group
+     "age_group": "25-32" | null,        # Adience group holding age
+     "age_group_top": "25-32" | null,    # most probable group under the age distribution
      "gender": "female" | "male" | null,
      "gender_prob": p | null,            # probability of the reported gender
      "emotion": name | null,             # one of maskface.data.attributes.EMOTIONS
@@ -116,9 +117,10 @@ class Face:
             :meth:`rle` gives the COCO compressed RLE on demand.
         age: estimated age in years, or ``None`` without an attribute net.
         age_std: uncertainty of ``age`` in years (standard deviation of the age distribution).
-        age_group: Adience group string such as ``"25-32"``: the most probable group under the
-            predicted age distribution (may differ from the group holding ``age`` when
-            ``age_std`` is large).
+        age_group: Adience group string such as ``"25-32"``: the group that holds ``age`` (an age
+            between two groups goes to the nearest), so it always agrees with ``age``.
+        age_group_top: the most probable Adience group under the whole predicted age
+            distribution; it can differ from ``age_group`` when ``age_std`` is large.
         gender: ``"female"`` or ``"male"``.
         gender_prob: probability of the reported ``gender`` (0.5..1).
         emotion: one of ``maskface.data.attributes.EMOTIONS``.
@@ -138,6 +140,7 @@ class Face:
     emotion: Optional[str] = None
     emotion_probs: Optional[Dict[str, float]] = None
     track_id: Optional[int] = None
+    age_group_top: Optional[str] = None
     _rle: Optional[Dict[str, Any]] = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -194,7 +197,7 @@ class Face:
         for k in ("age", "age_std", "gender_prob"):
             if attrs.get(k) is not None:
                 setattr(self, k, float(attrs[k]))
-        for k in ("age_group", "gender", "emotion"):
+        for k in ("age_group", "age_group_top", "gender", "emotion"):
             if attrs.get(k) is not None:
                 setattr(self, k, str(attrs[k]))
         if attrs.get("emotion_probs") is not None:
@@ -228,6 +231,7 @@ class Face:
             "age": _f(self.age, 2),
             "age_std": _f(self.age_std, 2),
             "age_group": self.age_group,
+            "age_group_top": self.age_group_top,
             "gender": self.gender,
             "gender_prob": _f(self.gender_prob),
             "emotion": self.emotion,

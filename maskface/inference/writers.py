@@ -41,7 +41,7 @@ RecordLike = Union[ImageResult, Dict[str, Any]]
 
 CSV_COLUMNS = (
     ["file", "frame", "face_index", "x1", "y1", "x2", "y2", "score", "age", "age_std", "age_group",
-     "gender", "gender_prob", "emotion"]
+     "age_group_top", "gender", "gender_prob", "emotion"]
     + [f"p_{e}" for e in EMOTIONS]
     + ["track_id", "mask_area"]
 )
@@ -171,7 +171,8 @@ def csv_rows(rec: RecordLike) -> Iterator[Dict[str, Any]]:
             "file": d["file"], "frame": "" if d.get("frame") is None else d["frame"], "face_index": i,
             "x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2),
             "score": _round(face.score), "age": _round(face.age, 2), "age_std": _round(face.age_std, 2),
-            "age_group": face.age_group or "", "gender": face.gender or "",
+            "age_group": face.age_group or "", "age_group_top": face.age_group_top or "",
+            "gender": face.gender or "",
             "gender_prob": _round(face.gender_prob), "emotion": face.emotion or "",
             "track_id": "" if face.track_id is None else face.track_id,
             "mask_area": "" if face.mask_area is None else face.mask_area,
@@ -206,7 +207,7 @@ def write_coco_results(
     """Write COCO detection/segmentation results with attributes, plus the image list.
 
     ``results_path`` gets ``[{"image_id", "category_id": 1, "bbox": [x, y, w, h], "score",
-    "segmentation": RLE, "attributes": {age, age_std, age_group, gender, gender_prob, emotion,
+    "segmentation": RLE, "attributes": {age, age_std, age_group, age_group_top, gender, gender_prob, emotion,
     emotion_probs, track_id}}]``; ``images_path`` gets a COCO skeleton
     ``{"images": [{"id", "file_name", "width", "height", "frame"}], "categories": [{"id": 1,
     "name": "face"}], "annotations": []}`` so ``COCO(images_path).loadRes(results_path)`` works
@@ -237,8 +238,8 @@ def write_coco_results(
             x1, y1, x2, y2 = fd["box"]
             ann = {"image_id": iid, "category_id": 1, "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
                    "score": fd["score"],
-                   "attributes": {k: fd.get(k) for k in ("age", "age_std", "age_group", "gender", "gender_prob",
-                                                         "emotion", "emotion_probs", "track_id")}}
+                   "attributes": {k: fd.get(k) for k in ("age", "age_std", "age_group", "age_group_top", "gender",
+                                                         "gender_prob", "emotion", "emotion_probs", "track_id")}}
             if fd.get("mask") is not None:
                 ann["segmentation"] = fd["mask"]
             anns.append(ann)

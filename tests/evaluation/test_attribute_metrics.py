@@ -176,3 +176,22 @@ def test_benchmark_rows():
     params = {r["trunk"]: r["params"] for r in rows}
     assert params["depthwise"] < params["resnet"] < params["gra"]
     assert all(r["ms_per_face"] > 0 and r["ms_per_batch"] == pytest.approx(r["ms_per_face"] * r["batch"]) for r in rows)
+
+
+def test_age_bands_adult_gender_and_ferplus_majority():
+    pred, true = _pred_true()
+    true["age"] = np.array([27.0, 12.0, 65.0, NAN])
+    pred["age_group_top"] = np.array([4, 2, 7, 1])
+    true["emotion_votes"] = np.array([
+        [0, 0, 0, 0.5, 0.5, 0, 0],  # tied top vote: left out
+        [0, 0, 0, 0.8, 0.2, 0, 0],  # majority happy, predicted happy
+        [0, 0, 0, 0, 0, 0, 0],  # no votes
+        [0, 0, 0, 0.7, 0.3, 0, 0],  # majority happy, predicted neutral
+    ])
+    m = compute_attribute_metrics(pred, true)
+    assert m["emotion"]["n_ferplus"] == 2 and m["emotion"]["ferplus_majority_accuracy"] == 0.5
+    # faces 0 (27 y, female, right) and 2 (65 y, male, wrong); face 1 is 12
+    assert m["gender"]["n_13_and_over"] == 2 and m["gender"]["accuracy_13_and_over"] == 0.5
+    assert set(m["bias"]["by_age_band"]) == {"0-12", "20-39", "60+"}
+    assert m["bias"]["by_age_band"]["0-12"]["n"] == 1
+    assert m["age"]["group_accuracy_top"] == pytest.approx(1.0) and m["age"]["group_accuracy"] == pytest.approx(2 / 3)

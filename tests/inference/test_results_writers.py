@@ -43,8 +43,8 @@ def test_face_to_dict_schema_and_round_trip():
     f = _face()
     d = f.to_dict()
     assert validate_face_dict(d) == []
-    assert set(d) == {"box", "score", "mask", "age", "age_std", "age_group", "gender", "gender_prob",
-                      "emotion", "emotion_probs", "track_id"}
+    assert set(d) == {"box", "score", "mask", "age", "age_std", "age_group", "age_group_top", "gender",
+                      "gender_prob", "emotion", "emotion_probs", "track_id"}
     assert isinstance(d["mask"]["counts"], str) and d["mask"]["size"] == [40, 50]
     assert d["age_group"] == "25-32"
     json.dumps(d)  # JSON-ready

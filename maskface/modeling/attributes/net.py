@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from maskface.data.attributes import EMOTIONS, GENDERS
-from maskface.modeling.attributes.heads import AGE_GROUP_NAMES, AGE_HEADS, ClassificationHead, age_summary
+from maskface.modeling.attributes.heads import (
+    AGE_GROUP_NAMES,
+    AGE_HEADS,
+    ClassificationHead,
+    age_group_index,
+    age_summary,
+)
 from maskface.modeling.attributes.losses import dex_age_loss, emotion_loss, label_division_loss, masked_cross_entropy
 from maskface.modeling.attributes.trunks import build_trunk
 
@@ -167,14 +173,18 @@ class AttributeNet(nn.Module):
     def decode(outputs: Dict[str, torch.Tensor]) -> List[dict]:
         """Outputs of :meth:`forward` -> one plain dict per face:
 
-        ``age`` (years, float in [0, 100]), ``age_std`` (years), ``age_group`` (the most probable
-        Adience group under the age distribution, such as ``"25-32"``; it may differ from the group
-        of ``age``), ``gender`` ("female" | "male"), ``gender_prob`` (probability of that gender, in
-        [0.5, 1]), ``emotion`` (one of EMOTIONS), ``emotion_probs`` ({emotion: p}, sums to 1).
+        ``age`` (years, float in [0, 100]), ``age_std`` (years), ``age_group`` (the Adience group
+        that holds ``age``, such as ``"25-32"``; ages between groups go to the nearest one),
+        ``age_group_top`` (the most probable group under the whole age distribution; it differs from
+        ``age_group`` when the distribution is wide or has two peaks), ``gender`` ("female" |
+        "male"), ``gender_prob`` (probability of that gender, in [0.5, 1]), ``emotion`` (one of
+        EMOTIONS), ``emotion_probs`` ({emotion: p}, sums to 1).
         """
-        age = outputs["age"].detach().float().cpu().tolist()
+        age_t = outputs["age"].detach().float().cpu()
+        age = age_t.tolist()
         age_std = outputs["age_std"].detach().float().cpu().tolist()
-        group = outputs["age_group_probs"].detach().argmax(dim=1).cpu().tolist()
+        group = age_group_index(age_t).tolist()
+        top = outputs["age_group_probs"].detach().argmax(dim=1).cpu().tolist()
         gender_p = outputs["gender_probs"].detach().float().cpu()
         emotion_p = outputs["emotion_probs"].detach().float().cpu()
         gp, gi = gender_p.max(dim=1)
@@ -186,6 +196,7 @@ class AttributeNet(nn.Module):
                     "age": age[i],
                     "age_std": age_std[i],
                     "age_group": AGE_GROUP_NAMES[group[i]],
+                    "age_group_top": AGE_GROUP_NAMES[top[i]],
                     "gender": GENDERS[int(gi[i])],
                     "gender_prob": float(gp[i]),
                     "emotion": EMOTIONS[int(ei[i])],

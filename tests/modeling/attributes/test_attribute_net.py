@@ -76,9 +76,11 @@ def test_net_outputs_and_decode(age_head):
     faces = net.decode(out)
     assert len(faces) == 3
     for f in faces:
-        assert set(f) == {"age", "age_std", "age_group", "gender", "gender_prob", "emotion", "emotion_probs"}
+        assert set(f) == {"age", "age_std", "age_group", "age_group_top", "gender", "gender_prob", "emotion",
+                          "emotion_probs"}
         assert 0.0 <= f["age"] <= 100.0 and f["age_std"] >= 0.0
-        assert f["age_group"] in AGE_GROUP_NAMES
+        assert f["age_group"] == AGE_GROUP_NAMES[int(age_group_index(torch.tensor(f["age"])))]
+        assert f["age_group_top"] in AGE_GROUP_NAMES
         assert f["gender"] in GENDERS and 0.5 <= f["gender_prob"] <= 1.0
         assert f["emotion"] in EMOTIONS and list(f["emotion_probs"]) == list(EMOTIONS)
         assert sum(f["emotion_probs"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -220,3 +222,16 @@ def test_net_losses_use_votes_from_config():
     assert torch.allclose(with_votes, -(logp[0, 3] + logp[1, 2]) / 2)
     with pytest.raises(ValueError, match="emotion_vote_weight"):
         AttributeNet(emotion_vote_weight=-0.1)
+
+
+def test_age_group_agrees_with_age_and_top_group_is_the_mode():
+    """A two-peaked age distribution: its mean (30.5 y) lies in 25-32 while most mass is in 60-100;
+    age_group follows the age, age_group_top the distribution."""
+    values = torch.linspace(0, 100, 101)
+    probs = torch.zeros(1, 101)
+    probs[0, 2], probs[0, 61], probs[0, 62] = 0.45, 0.3, 0.25  # 2 y and 61-62 y
+    out = age_summary(values, probs)
+    out.update({"gender_probs": torch.tensor([[0.3, 0.7]]), "emotion_probs": torch.full((1, 7), 1 / 7)})
+    (face,) = AttributeNet.decode(out)
+    assert face["age"] == pytest.approx(0.45 * 2 + 0.3 * 61 + 0.25 * 62)
+    assert face["age_group"] == "25-32" and face["age_group_top"] == "60-100"
