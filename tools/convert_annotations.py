@@ -25,7 +25,14 @@ from maskface.data.converters.cvat import convert_cvat  # noqa: E402
 from maskface.data.converters.fer2013 import USAGES, convert_fer2013_csv, convert_fer2013_folders  # noqa: E402
 from maskface.data.converters.labelme import convert_labelme  # noqa: E402
 from maskface.data.converters.lfw_parts import convert_lfw_parts  # noqa: E402
-from maskface.data.converters.ops import compute_stats, format_stats, load_coco, merge_coco, split_coco  # noqa: E402
+from maskface.data.converters.ops import (  # noqa: E402
+    compute_stats,
+    format_stats,
+    image_path,
+    load_coco,
+    merge_coco,
+    split_coco,
+)
 from maskface.data.converters.to_labelme import coco_to_labelme  # noqa: E402
 from maskface.data.converters.utkface import convert_utkface  # noqa: E402
 from maskface.data.converters.wider import convert_wider  # noqa: E402
@@ -208,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="COCO face JSON")
     p.add_argument("--val-fraction", type=float, default=0.15, help="fraction of images in val, in (0, 1) (0.15)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--keep-val", metavar="VAL_JSON",
+                   help="keep the validation images of an earlier split (matched by path), less identity groups "
+                        "that also have training images, e.g. after twins were found: "
+                        "--keep-val data_coco/utkface_val.json (--val-fraction and --seed are then unused)")
     p.add_argument("--train", help="train output (default: INPUT with _train before .json)")
     p.add_argument("--val", help="val output (default: INPUT with _val before .json)")
     _verbose(p)
@@ -283,7 +294,11 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "split":
         stem = str(Path(args.input).with_suffix(""))
         outputs = {"train": args.train or f"{stem}_train.json", "val": args.val or f"{stem}_val.json"}
-        for name, part in zip(outputs, split_coco(load_coco(args.input), args.val_fraction, args.seed)):
+        keep_val = None
+        if args.keep_val:
+            old = load_coco(args.keep_val)
+            keep_val = [str(image_path(old, im)) for im in old["images"]]
+        for name, part in zip(outputs, split_coco(load_coco(args.input), args.val_fraction, args.seed, keep_val)):
             write_coco(part, outputs[name])
             print(f"{name}: {len(part['images'])} images, {len(part['annotations'])} faces -> {outputs[name]}")
         return 0

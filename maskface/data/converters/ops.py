@@ -99,13 +99,20 @@ def merge_coco(datasets: Sequence[dict], names: Optional[Sequence[str]] = None) 
     }
 
 
-def split_coco(data: dict, val_fraction: float, seed: int = 0) -> Tuple[dict, dict]:
+def split_coco(data: dict, val_fraction: float, seed: int = 0,
+               keep_val: Optional[Sequence[str]] = None) -> Tuple[dict, dict]:
     """Seeded train / val split of a COCO face dict, grouped by image ``identity``.
 
     Images with the same ``identity`` land on the same side; an image without one is its own
     group. Groups are shuffled with ``random.Random(seed)`` and moved to val until it holds at
     least ``round(val_fraction * images)`` images. Ids are kept; the conversion report
     (``info.skipped`` / ``info.notes``) stays with the unsplit file. Returns ``(train, val)``.
+
+    ``keep_val``: image paths (as :func:`image_path` resolves them) of an earlier validation part.
+    Then val is those images, less every identity group that also has an image outside them (such
+    a group goes wholly to train), and ``val_fraction`` / ``seed`` are not used. This keeps a
+    validation set honest for models trained on the earlier train part, when identities (or
+    near-duplicates) are added to a file that was split before.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -114,13 +121,20 @@ def split_coco(data: dict, val_fraction: float, seed: int = 0) -> Tuple[dict, di
         identity = image.get("identity")
         groups[f"identity:{identity}" if identity is not None else f"image:{image['id']}"].append(image["id"])
     keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    target = round(val_fraction * len(data["images"]))
     val_ids = set()
-    for key in keys:
-        if len(val_ids) >= target:
-            break
-        val_ids.update(groups[key])
+    if keep_val is not None:
+        wanted = {str(p) for p in keep_val}
+        in_old_val = {im["id"]: str(image_path(data, im)) in wanted for im in data["images"]}
+        for key in keys:
+            if all(in_old_val[i] for i in groups[key]):
+                val_ids.update(groups[key])
+    else:
+        random.Random(seed).shuffle(keys)
+        target = round(val_fraction * len(data["images"]))
+        for key in keys:
+            if len(val_ids) >= target:
+                break
+            val_ids.update(groups[key])
     grouped = any(key.startswith("identity:") for key in keys)
     parts = []
     for name, keep in (("train", lambda i: i not in val_ids), ("val", lambda i: i in val_ids)):
@@ -128,8 +142,8 @@ def split_coco(data: dict, val_fraction: float, seed: int = 0) -> Tuple[dict, di
         info = {k: v for k, v in data.get("info", {}).items() if k not in ("skipped", "notes")}
         info["split"] = {
             "part": name,
-            "val_fraction": val_fraction,
-            "seed": seed,
+            **({"kept_val_of_earlier_split": True} if keep_val is not None
+               else {"val_fraction": val_fraction, "seed": seed}),
             "grouped_by_identity": grouped,
             "images_before_split": len(data["images"]),
         }

@@ -1,5 +1,6 @@
 """UTKFace converter: age / gender from names, whole-crop boxes, malformed names skipped."""
 
+import json
 import re
 
 import cv2
@@ -119,3 +120,31 @@ def test_near_duplicate_groups_threshold(tmp_path):
     assert near_duplicate_groups(paths, block=1) == [[0, 2]]
     with pytest.raises(ValueError, match="threshold"):
         near_duplicate_groups(paths, threshold=0)
+
+
+def test_split_keep_val_moves_straddling_twins_to_train(tmp_path, convert, load_checked):
+    """After twins are found in a file that was split before, --keep-val keeps the old val images
+    except those whose twin was in train."""
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    twin = _face_like(0)
+    cv2.imwrite(str(folder / "30_0_0_20170101000000001.jpg.chip.jpg"), twin)
+    cv2.imwrite(str(folder / "31_0_0_20170101000000002.jpg.chip.jpg"), twin)
+    for k in range(8):
+        cv2.imwrite(str(folder / f"{40 + k}_1_1_2017010100000010{k}.jpg.chip.jpg"), _face_like(200 + k))
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    assert convert("utkface", folder, "-o", before, "--no-twins", "--no-progress") == 0
+    old = load_checked(before)
+    # the old split: val = one twin and three others
+    val_names = {"31_0_0_20170101000000002.jpg.chip.jpg", "40_1_1_20170101000000100.jpg.chip.jpg",
+                 "41_1_1_20170101000000101.jpg.chip.jpg", "42_1_1_20170101000000102.jpg.chip.jpg"}
+    old_val = dict(old, images=[im for im in old["images"] if im["file_name"] in val_names])
+    old_val["annotations"] = [a for a in old["annotations"] if a["image_id"] in {im["id"] for im in old_val["images"]}]
+    (tmp_path / "old_val.json").write_text(json.dumps(old_val))
+    assert convert("utkface", folder, "-o", after, "--no-progress") == 0
+    assert convert("split", after, "--keep-val", tmp_path / "old_val.json", "--train", tmp_path / "t.json",
+                   "--val", tmp_path / "v.json") == 0
+    val = {im["file_name"] for im in load_checked(tmp_path / "v.json")["images"]}
+    train = {im["file_name"] for im in load_checked(tmp_path / "t.json")["images"]}
+    assert val == val_names - {"31_0_0_20170101000000002.jpg.chip.jpg"}
+    assert len(train) == 7 and not (train & val)
