@@ -10,6 +10,10 @@ Examples:
     python tools/convert_weights.py --to detectron2 --config-file runs/r50/config.yaml \\
         --weights runs/r50/model_final.pth --output out/d2_r50 --format pkl --check photos/*.jpg
 
+    # RetinaFace's public MobileNet-0.25 file as the starting point of a Detectron2 training run
+    python tools/convert_weights.py --to detectron2 --config-file configs/maskface_MV1_SSH_lite.yaml \
+        --weights ../shared/weights/retinaface_mobilenet0.25_wider.pth --output out/d2_retinaface
+
     # a Detectron2 training run (tools/train_detectron2.py) -> MaskFace
     python tools/convert_weights.py --to maskface --config-file runs/d2/config.yaml \\
         --weights runs/d2/model_final.pth --output out/mf --check
@@ -64,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the source config: MaskFace's (--to detectron2, e.g. configs/maskface_R50_FPN.yaml) or "
                         "Detectron2's (--to maskface, e.g. runs/d2/config.yaml)")
     s.add_argument("--weights", metavar="PATH",
-                   help="the source checkpoint, e.g. runs/r50/model_final.pth (--to maskface: default the "
-                        "Detectron2 config's MODEL.WEIGHTS)")
+                   help="the source checkpoint, e.g. runs/r50/model_final.pth (--to detectron2 with a mobilenet_v1_ssh "
+                        "config: also RetinaFace's retinaface_mobilenet0.25_wider.pth, heads initialised; --to "
+                        "maskface: default the Detectron2 config's MODEL.WEIGHTS)")
     s.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                    help="overrides of the source config, e.g. --opts MODEL.SCORE_THRESH 0.7")
     o = p.add_argument_group("output")
@@ -93,6 +98,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _maskface_state(cfg, weights):
+    """The MaskFace state dict of ``weights``: a MaskFace checkpoint, or the public RetinaFace file for a
+    mobilenet_v1_ssh config (backbone and RPN from the file, box and mask heads freshly initialised with
+    cfg.SEED: a starting point for training in Detectron2)."""
+    import torch
+
+    from maskface.integrations.detectron2.convert import load_maskface_checkpoint
+    from maskface.modeling.mobilenet_ssh import is_retinaface_state
+
+    try:
+        data = torch.load(weights, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - missing or unreadable: load_maskface_checkpoint says which
+        data = None
+    if isinstance(data, dict) and is_retinaface_state(data.get("model", data)):
+        from maskface.modeling.face_rcnn import build_face_rcnn
+
+        init = cfg.clone()
+        init.MODEL.PRETRAINED = weights
+        torch.manual_seed(int(cfg.SEED))
+        logging.getLogger("convert_weights").info("%s is RetinaFace's file: backbone + RPN from it, heads initialised",
+                                                  weights)
+        return build_face_rcnn(init).state_dict()
+    return load_maskface_checkpoint(weights)
+
+
 def _to_detectron2(args):
     """Returns (maskface config, maskface weights path, detectron2 config path, checkpoint path)."""
     from maskface.config import get_cfg
@@ -100,7 +130,6 @@ def _to_detectron2(args):
         ConversionError,
         detectron2_to_maskface_state,
         dump_detectron2_yaml,
-        load_maskface_checkpoint,
         maskface_to_detectron2,
         maskface_to_detectron2_config,
         save_detectron2_checkpoint,
@@ -135,7 +164,7 @@ def _to_detectron2(args):
             f.write(dump_detectron2_yaml(maskface_to_detectron2_config(cfg, resize=args.resize), header))
         print(f"{d2_yaml}: Detectron2 config (no weights)")
         return config, None, d2_yaml, None
-    state = load_maskface_checkpoint(weights)
+    state = _maskface_state(cfg, weights)
     ckpt = os.path.abspath(os.path.join(args.output, f"model_final.{args.format}"))
     d2cfg, d2_state, extras = maskface_to_detectron2(cfg, state, weights=ckpt, source=os.path.abspath(weights),
                                                      resize=args.resize)

@@ -112,9 +112,9 @@ class FacePredictor:
         threads: ONNX Runtime intra-op threads (0 = its default, one per physical core). The
             PyTorch runtime uses ``torch.set_num_threads`` (process-wide), which tools set.
         detector_backend: ``"maskface"`` (default) or ``"detectron2"``: then ``detector_config`` is
-            a Detectron2 YAML (or Detectron2 ``CfgNode``) and ``detector_weights`` a Detectron2
-            checkpoint (default the config's ``MODEL.WEIGHTS``), both required; ``detector_opts``
-            are Detectron2 overrides. The Detectron2 model finds the faces (preprocessed as its
+            a Detectron2 YAML (or Detectron2 ``CfgNode``; required) and ``detector_weights`` a
+            Detectron2 checkpoint (default the config's ``MODEL.WEIGHTS``); ``detector_opts`` are
+            Detectron2 overrides. The Detectron2 model finds the faces (preprocessed as its
             ``DefaultPredictor`` does, class 0 = face) and the attribute net reads their masked
             crops; thresholds and sizes come from the Detectron2 config
             (:mod:`maskface.integrations.detectron2.detector`; needs Detectron2 installed). A

@@ -88,3 +88,20 @@ def test_shipped_detector_there_and_back_exactly(tmp_path, capsys):
     source.merge_from_file(str(ROOT / "configs" / "maskface_MV1_SSH_lite.yaml"))
     converted.merge_from_file(str(mf_dir / "config.yaml"))
     assert converted.to_dict() == source.to_dict()
+
+
+def test_retinaface_file_starts_a_detectron2_model(tmp_path):
+    """RetinaFace's public file + the mobilenet_v1_ssh config: its backbone and RPN tensors (renamed,
+    RGB-ordered) in the Detectron2 checkpoint, box and mask heads initialised."""
+    from shared_weights import shared_weight
+
+    from maskface.modeling.mobilenet_ssh import retinaface_to_maskface
+
+    path = shared_weight("retinaface_mobilenet0.25_wider.pth")
+    assert tool.main(["--to", "detectron2", "--config-file", str(ROOT / "configs" / "maskface_MV1_SSH_lite.yaml"),
+                      "--weights", str(path), "--output", str(tmp_path), "--quiet"]) == 0
+    d2_state, _ = load_detectron2_checkpoint(str(tmp_path / "model_final.pth"))
+    retina = retinaface_to_maskface(torch.load(path, map_location="cpu"))
+    assert torch.equal(d2_state["backbone.body.stage1.0.0.weight"], retina["backbone.body.stage1.0.0.weight"])
+    assert torch.equal(d2_state["proposal_generator.rpn_head.objectness_logits.1.bias"], retina["rpn.head.cls_logits.1.bias"])
+    assert "roi_heads.mask_head.predictor.weight" in d2_state

@@ -143,8 +143,9 @@ class FaceDatasetMapper(DatasetMapper):
 
     A face without ``segmentation`` gets its box as a placeholder polygon and ``gt_has_mask =
     False`` in the image's ``Instances`` (bool ``(N,)``; True for masked faces), so the mask loss
-    of ``FaceROIHeads`` skips it while RPN and box head train on it. Build it like
-    ``DatasetMapper``: ``FaceDatasetMapper(cfg, is_train=True)``.
+    of ``FaceROIHeads`` skips it while RPN and box head train on it. ``gt_masks`` are
+    ``PolygonMasks`` when every mask of the image is a polygon, else ``BitMasks`` (RLE masks; whatever
+    ``INPUT.MASK_FORMAT`` says). Build it like ``DatasetMapper``: ``FaceDatasetMapper(cfg, is_train=True)``.
     """
 
     def _transform_annotations(self, dataset_dict, transforms, image_shape):
@@ -162,7 +163,11 @@ class FaceDatasetMapper(DatasetMapper):
         annos = [utils.transform_instance_annotations(obj, transforms, image_shape,
                                                       keypoint_hflip_indices=self.keypoint_hflip_indices)
                  for obj in annos_in]
-        instances = utils.annotations_to_instances(annos, image_shape, mask_format=self.instance_mask_format)
+        # polygons (and box placeholders) stay polygons: hundreds of box-only faces in a WIDER crowd would
+        # otherwise become hundreds of full-image bitmaps; an RLE mask in the image needs bitmasks
+        polygons_only = all(isinstance(a.get("segmentation", []), list) for a in annos)
+        mask_format = "polygon" if polygons_only else "bitmask"
+        instances = utils.annotations_to_instances(annos, image_shape, mask_format=mask_format)
         instances.gt_has_mask = torch.as_tensor(np.asarray(has_mask, dtype=bool).reshape(-1))
         if self.recompute_boxes and instances.has("gt_masks"):
             boxes = instances.gt_masks.get_bounding_boxes()

@@ -35,7 +35,8 @@ def maskface_cfg(kind: str, extra=()):
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Every parameter and float buffer random (variances positive), predictors scaled so scores
-    spread over 0..1 and boxes move: no tensor keeps an initial value a conversion could get right by luck."""
+    spread over 0..1, boxes move and mask probabilities stay clear of 0.5: no tensor keeps an initial
+    value a conversion could get right by luck."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
@@ -51,6 +52,7 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
         heads = model.roi_heads
         heads.box_predictor.cls_score.weight.mul_(8)
         heads.box_predictor.bbox_pred.weight.mul_(2)
+        heads.mask_predictor.mask_fcn_logits.weight.mul_(10)  # decisive masks: no pixel sits at exactly 0.5
     return model.eval()
 
 

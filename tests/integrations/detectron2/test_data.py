@@ -105,15 +105,17 @@ def test_mapper_marks_box_only_faces_and_drops_crowds(coco, names):
                              ["INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "128", "INPUT.RANDOM_FLIP", "none"])
     mapper = FaceDatasetMapper(cfg, is_train=True)
     seen_box_only = seen_masked = 0
+    formats = set()
     for d in DatasetCatalog.get("faces_map"):
         expected = [a.get("segmentation") is not None for a in d["annotations"] if not a["iscrowd"]]
         inst = mapper(d)["instances"]
         assert inst.gt_has_mask.tolist() == expected  # crowd regions dropped, order kept
         if not expected:
             continue
-        assert inst.gt_masks.tensor.shape == (len(expected), 96, 128)
-        for has, m in zip(inst.gt_has_mask.tolist(), inst.gt_masks.tensor):
-            seen_masked += has
-            seen_box_only += not has
-            assert m.any()  # a placeholder for box-only faces, the face for masked ones
-    assert seen_box_only and seen_masked
+        rle = any(isinstance(a.get("segmentation"), dict) for a in d["annotations"] if not a["iscrowd"])
+        assert type(inst.gt_masks).__name__ == ("BitMasks" if rle else "PolygonMasks")  # polygons stay cheap
+        assert len(inst.gt_masks) == len(expected) and inst.gt_masks.nonempty().all()
+        seen_masked += sum(expected)
+        seen_box_only += len(expected) - sum(expected)
+        formats.add(type(inst.gt_masks).__name__)
+    assert seen_box_only and seen_masked and formats == {"BitMasks", "PolygonMasks"}
