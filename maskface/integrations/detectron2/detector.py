@@ -5,8 +5,9 @@
 a detector (a list of ``(3, H, W)`` float RGB tensors in 0..1) and preprocesses each image exactly
 as Detectron2's ``DefaultPredictor`` does (back to uint8, ``INPUT.FORMAT`` channel order,
 ``ResizeShortestEdge(MIN_SIZE_TEST, MAX_SIZE_TEST)``; a ``MaskFaceRCNN`` resizes inside the model),
-so its faces are the ones ``DefaultPredictor`` finds. Boxes come back in the given image's pixels and masks as box-sized
-probabilities, which FacePredictor pastes, crops and hands to the attribute net like its own.
+so its faces are the ones ``DefaultPredictor`` finds. Boxes come back in the given image's pixels
+and masks as box-sized probabilities, which FacePredictor pastes, crops and hands to the attribute
+net like its own.
 
 Class 0 of the Detectron2 model is the face class (``MODEL.ROI_HEADS.NUM_CLASSES: 1`` in the face
 configs); detections of other classes are dropped.
