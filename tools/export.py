@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     args.detector_weights = args.detector_weights or args.detector_weights_alias
     if args.opset < 17:
         return fail("--opset must be 17 or newer")
+    if args.detector_backend != "maskface":
+        return fail("ONNX export covers MaskFace detectors: convert the Detectron2 model first "
+                    "(tools/convert_weights.py --to maskface), then export that")
     if args.threads < 0:
         return fail("--threads must be >= 0")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,

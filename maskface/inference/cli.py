@@ -8,10 +8,17 @@ import argparse
 
 
 def add_model_arguments(group: argparse._ActionsContainer) -> None:
-    """``--model``, the four config/weights paths, ``--no-attributes``, ``--opts``, ``--attr-opts``."""
+    """``--model``, the four config/weights paths, ``--detector-backend``, ``--no-attributes``, ``--opts``,
+    ``--attr-opts``."""
     group.add_argument("--model", default=None, help="model-zoo name (default maskface-lite); see infer.py --list-models")
     group.add_argument("--detector-config", help="detector YAML (overrides the zoo entry's)")
     group.add_argument("--detector-weights", help="detector checkpoint (overrides the zoo entry's)")
+    group.add_argument("--detector-backend", choices=("maskface", "detectron2"), default="maskface",
+                       help="detectron2: --detector-config / --detector-weights are a Detectron2 YAML and checkpoint "
+                            "(e.g. written by tools/convert_weights.py --to detectron2, or a Detectron2 training run) "
+                            "and --opts Detectron2 overrides; the attribute net (of --model, default none) reads its "
+                            "masked crops. Needs Detectron2 installed. E.g. --detector-backend detectron2 "
+                            "--detector-config d2/config.yaml --detector-weights d2/model_final.pth --model maskface-lite")
     group.add_argument("--attribute-config", help="attribute-net YAML")
     group.add_argument("--attribute-weights", help="attribute-net checkpoint")
     group.add_argument("--no-attributes", action="store_true", help="detection + masks only")
@@ -59,6 +66,9 @@ def predictor_from_args(args: argparse.Namespace, **kwargs):
                              attribute_opts=getattr(args, "attr_opts", None), **kwargs)
     if runtime != "torch":
         kwargs.update(runtime=runtime, threads=getattr(args, "threads", 0) or 0)
+    backend = getattr(args, "detector_backend", "maskface")
+    if backend != "maskface":
+        kwargs["detector_backend"] = backend
     return FacePredictor(
         model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
         attribute_config=args.attribute_config, attribute_weights=args.attribute_weights,

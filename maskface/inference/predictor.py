@@ -40,10 +40,12 @@ from maskface.inference.results import Face, ImageResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FacePredictor", "ImageInput", "RUNTIMES"]
+__all__ = ["FacePredictor", "ImageInput", "RUNTIMES", "DETECTOR_BACKENDS"]
 
 #: Values of ``FacePredictor(runtime=...)``.
 RUNTIMES = ("torch", "onnxruntime")
+#: Values of ``FacePredictor(detector_backend=...)``.
+DETECTOR_BACKENDS = ("maskface", "detectron2")
 
 ImageInput = Union[str, Path, np.ndarray]
 
@@ -109,6 +111,14 @@ class FacePredictor:
             ``$MASKFACE_CACHE/onnx/<key>`` and reuse it afterwards.
         threads: ONNX Runtime intra-op threads (0 = its default, one per physical core). The
             PyTorch runtime uses ``torch.set_num_threads`` (process-wide), which tools set.
+        detector_backend: ``"maskface"`` (default) or ``"detectron2"``: then ``detector_config`` is
+            a Detectron2 YAML (or Detectron2 ``CfgNode``; required) and ``detector_weights`` a
+            Detectron2 checkpoint (default the config's ``MODEL.WEIGHTS``); ``detector_opts`` are
+            Detectron2 overrides. The Detectron2 model finds the faces (preprocessed as its
+            ``DefaultPredictor`` does, class 0 = face) and the attribute net reads their masked
+            crops; thresholds and sizes come from the Detectron2 config
+            (:mod:`maskface.integrations.detectron2.detector`; needs Detectron2 installed). A
+            model-zoo ``model`` then only supplies the attribute net. PyTorch runtime only.
 
     Attributes:
         cfg, attr_cfg: the merged (frozen) configs; ``attr_cfg`` is ``None`` without attributes.
@@ -136,6 +146,7 @@ class FacePredictor:
         runtime: str = "torch",
         onnx_dir: Optional[Union[str, Path]] = None,
         threads: int = 0,
+        detector_backend: str = "maskface",
     ):
         from maskface.engine.utils import resolve_device
 
@@ -143,6 +154,14 @@ class FacePredictor:
         self.retry_pad = retry_pad
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        if detector_backend not in DETECTOR_BACKENDS:
+            raise ValueError(f"detector_backend must be one of {DETECTOR_BACKENDS}, got {detector_backend!r}")
+        detectron2 = detector_backend == "detectron2"
+        if detectron2 and (runtime != "torch" or onnx_dir is not None):
+            raise ValueError("detector_backend='detectron2' runs with runtime='torch' only")
+        if detectron2 and detector_config is None:
+            raise ValueError("detector_backend='detectron2' needs detector_config: the Detectron2 YAML of the detector "
+                             "(e.g. the config.yaml written by tools/convert_weights.py --to detectron2)")
         if onnx_dir is not None and runtime != "onnxruntime":
             raise ValueError("onnx_dir is only used with runtime='onnxruntime'")
         if int(threads) < 0:
@@ -163,16 +182,17 @@ class FacePredictor:
             from maskface.model_zoo import get_model
 
             entry = get_model(model)
-            detector_config = detector_config if detector_config is not None else entry.config_path("detector")
-            if detector_weights is None:
-                detector_weights = entry.weights_path("detector")
+            if not detectron2:  # a Detectron2 detector comes with its own files; the entry gives attributes
+                detector_config = detector_config if detector_config is not None else entry.config_path("detector")
+                if detector_weights is None:
+                    detector_weights = entry.weights_path("detector")
             if attributes:
                 if attribute_config is None:
                     attribute_config = entry.config_path("attribute")
                 if attribute_weights is None and attribute_config is not None:
                     attribute_weights = entry.weights_path("attribute")
         self._loaded_name = model
-        if detector_weights is None:
+        if detector_weights is None and not detectron2:
             raise ValueError("FacePredictor: no detector weights; pass detector_weights=PATH or a model-zoo name "
                              "(model='maskface-lite')")
         if not attributes:
@@ -182,10 +202,19 @@ class FacePredictor:
                              "or neither to run without attributes")
 
         # --- detector ----------------------------------------------------------------------------
-        self.cfg, self._cfg_min_size = self._detector_cfg(detector_config, detector_opts, score_thresh, mask_thresh,
-                                                          max_size)
-        device = self.cfg.MODEL.DEVICE if device in (None, "") and "DEVICE" in self.cfg.MODEL else device
-        self.device = resolve_device(device or "auto")
+        if detectron2:
+            from maskface.integrations.detectron2.detector import Detectron2Detector
+
+            self.device = resolve_device(device or "auto")
+            self.detector = Detectron2Detector.from_files(detector_config, detector_weights, self.device, detector_opts)
+            detector_weights = self.detector.cfg.MODEL.WEIGHTS
+            self.cfg, self._cfg_min_size = self._detector_cfg(self.detector.maskface_config(), None, score_thresh,
+                                                              mask_thresh, max_size)
+        else:
+            self.cfg, self._cfg_min_size = self._detector_cfg(detector_config, detector_opts, score_thresh,
+                                                              mask_thresh, max_size)
+            device = self.cfg.MODEL.DEVICE if device in (None, "") and "DEVICE" in self.cfg.MODEL else device
+            self.device = resolve_device(device or "auto")
         self.attr_cfg = None
         if attribute_weights is not None:
             self.attr_cfg = self._attribute_cfg(attribute_config, attribute_opts)
@@ -197,7 +226,8 @@ class FacePredictor:
                                          else str(attribute_weights))
             self._load_onnx(folder, int(threads))
         else:
-            self.detector = self._load_detector(self.cfg, str(detector_weights))
+            if not detectron2:
+                self.detector = self._load_detector(self.cfg, str(detector_weights))
             if attribute_weights is not None:
                 self.attribute_net = self._load_attribute_net(self.attr_cfg, str(attribute_weights))
         self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
@@ -215,6 +245,8 @@ class FacePredictor:
             "device": str(self.device),
             "runtime": runtime,
         }
+        if detectron2:
+            self._loaded["detector_backend"] = detector_backend
         if runtime == "onnxruntime":
             self._loaded["onnx_dir"] = self.onnx_dir
         self.timings: Dict[str, float] = {}
@@ -363,6 +395,8 @@ class FacePredictor:
         heads = getattr(self.detector, "roi_heads", None)
         if heads is not None and hasattr(heads, "score_thresh"):
             heads.score_thresh = self._score_thresh
+        elif hasattr(self.detector, "score_thresh"):  # a detector with its own threshold (Detectron2Detector)
+            self.detector.score_thresh = self._score_thresh
 
     @property
     def max_size(self) -> int:
@@ -377,6 +411,9 @@ class FacePredictor:
         if transform is not None and hasattr(transform, "max_size"):
             transform.max_size = self._max_size
             transform.min_size = (min(self._cfg_min_size, self._max_size),)
+        elif hasattr(self.detector, "max_size") and hasattr(self.detector, "min_size"):  # Detectron2Detector
+            self.detector.max_size = self._max_size
+            self.detector.min_size = min(self._cfg_min_size, self._max_size)
 
     @property
     def pad(self) -> float:

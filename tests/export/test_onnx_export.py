@@ -200,6 +200,13 @@ def test_compare_faces_reports_differences():
     assert r2.faces_a == 1 and r2.paired == 0 and not r2.ok() and "without a partner" in r2.notes[0]
 
 
+def test_export_tool_refuses_a_detectron2_detector(tmp_path, capsys):
+    export = load_tool("export")
+    assert export.main(["--output", str(tmp_path), "--detector-backend", "detectron2", "--detector-config",
+                        "d2.yaml", "--detector-weights", "d2.pth", "--quiet"]) == 2
+    assert "convert_weights.py --to maskface" in capsys.readouterr().err
+
+
 def test_export_tool_writes_files_and_passes_its_check(tiny_files, tmp_path, capsys):
     export = load_tool("export")
     out = tmp_path / "deploy"
