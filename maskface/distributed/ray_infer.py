@@ -456,10 +456,14 @@ class RayInferenceJob:
 
         Raises:
             InputSpecError: an input matches nothing (nothing was started).
-            JobConfigError: the output folder holds another setting's results, or a local Ray
+            JobConfigError: the model cannot be loaded (tried in the driver, before any worker
+                starts), the output folder holds another setting's results, or a local Ray
                 instance has too few CPUs / GPUs for the workers asked for.
             ImportError: Ray / pyarrow missing (the message says how to install them).
-                Also a model that cannot be loaded (tried in the driver, before any worker starts).
+            ConnectionError: the Ray cluster at ``address`` cannot be reached.
+
+        Whatever happens once the pipeline runs (a signal, a lost cluster), the rows gathered so
+        far are written as shards and ``summary.json`` says what stopped it.
         """
         from maskface.engine.utils import save_config
         from maskface.inference.runner import RunInterrupted, _stop_signals_deferred, _stop_signals_raise
