@@ -162,7 +162,7 @@ class PredictorActor:
                 "worker": np.array([self.worker] * n, dtype=object),
                 "device": np.array([self.device] * n, dtype=object),
                 "rss_mb": np.full(n, mem["rss"]), "uss_mb": np.full(n, mem["uss"]),
-                "peak_rss_mb": np.full(n, _peak_rss_mb()),
+                "peak_rss_mb": np.full(n, _peak_rss_mb()), "cpu_s": np.full(n, time.process_time()),
                 "load_s": np.full(n, self.load_s), "threads": np.full(n, self.threads)}
 
     def _predict(self, files: List[str], todo, records) -> None:
@@ -251,8 +251,7 @@ class RaySummary:
         for w, s in sorted(self.workers.items()):
             lines.append(f"  worker {w} ({s['device']}, {s['threads']} thread(s)): {s['images']} image(s), "
                          f"RSS {s['rss_mb']:.0f} MB (peak {s['peak_rss_mb']:.0f}, private {s['uss_mb']:.0f}), "
-                         f"model loaded in "
-                         f"{s['load_s']:.1f} s")
+                         f"{s['cpu_s']:.1f} CPU-s, model loaded in {s['load_s']:.1f} s")
         lines.append(f"output totals: {self.total_images} image(s), {self.total_faces} face(s) in "
                      f"{self.output_dir}/{SHARD_DIR}/")
         for k, v in self.outputs.items():
@@ -581,12 +580,13 @@ class RayInferenceJob:
                 summary.faces += len(rec["faces"])
             w = str(batch["worker"][i])
             s = summary.workers.setdefault(w, {"images": 0, "rss_mb": 0.0, "uss_mb": 0.0, "peak_rss_mb": 0.0,
-                                               "load_s": 0.0,
+                                               "cpu_s": 0.0, "load_s": 0.0,
                                                "device": str(batch["device"][i]), "threads": 0})
             s["images"] += 1
             s["rss_mb"] = max(s["rss_mb"], float(batch["rss_mb"][i]))
             s["uss_mb"] = max(s["uss_mb"], float(batch["uss_mb"][i]))
             s["peak_rss_mb"] = max(s["peak_rss_mb"], float(batch["peak_rss_mb"][i]))
+            s["cpu_s"] = max(s["cpu_s"], float(batch["cpu_s"][i]))
             s["load_s"] = float(batch["load_s"][i])
             s["threads"] = int(batch["threads"][i])
         return n
