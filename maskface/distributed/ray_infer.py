@@ -193,7 +193,7 @@ class RaySummary:
     """What a job did. ``exit_code``: 0 done, 1 an image failed (or the job stopped on an error),
     128 + signal number when interrupted. Throughput counts the images processed in this run
     over the time from starting the Ray pipeline (workers' start-up and model loading included)
-    to its end; ``steady_images_per_s`` leaves out everything before the first results arrived."""
+    to its end; ``seconds`` is the whole job (listing, model check, Ray start-up, merge)."""
 
     output_dir: str
     inputs: int = 0
@@ -208,7 +208,6 @@ class RaySummary:
     seconds: float = 0.0
     pipeline_seconds: float = 0.0
     images_per_s: float = 0.0
-    steady_images_per_s: Optional[float] = None
     workers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     total_images: int = 0
     total_faces: int = 0
@@ -232,7 +231,8 @@ class RaySummary:
         return d
 
     def format(self) -> str:
-        rate = f", {self.images_per_s:.2f} images/s" if self.processed else ""
+        rate = (f" (Ray pipeline {self.pipeline_seconds:.1f} s, workers' start-up included: "
+                f"{self.images_per_s:.2f} images/s)" if self.pipeline_seconds else "")
         lines = [
             f"MaskFace on Ray: {self.processed} image(s) processed ({self.images} ok, {len(self.errors)} failed, "
             f"{self.faces} face(s)) in {self.seconds:.1f} s{rate}"
@@ -505,8 +505,7 @@ class RayInferenceJob:
                     ray.shutdown()
                 raise
         writer = ShardWriter(self.out, self.formats, self.shard_rows)
-        t_pipe = t_first = None
-        first_rows = 0
+        t_pipe = None
         bar = None
         try:
             with _stop_signals_raise():
@@ -521,10 +520,7 @@ class RayInferenceJob:
                         bar = _tqdm(total=len(todo), unit="img", desc="images", disable=not self.progress)
                         t_pipe = time.perf_counter()
                         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                            n = self._take(batch, writer, summary)
-                            if t_first is None:
-                                t_first, first_rows = time.perf_counter(), n
-                            bar.update(n)
+                            bar.update(self._take(batch, writer, summary))
                             bar.set_postfix(faces=summary.faces, errors=len(summary.errors))
                 except RunInterrupted as e:
                     summary.interrupted, summary.signum = True, e.signum
@@ -546,8 +542,6 @@ class RayInferenceJob:
                     summary.pipeline_seconds = t_end - t_pipe
                     done = summary.processed - len(listing.unreadable)
                     summary.images_per_s = done / summary.pipeline_seconds if summary.pipeline_seconds else 0.0
-                    if t_first is not None and done > first_rows and t_end > t_first:
-                        summary.steady_images_per_s = (done - first_rows) / (t_end - t_first)
                 summary.shards = [f"{SHARD_DIR}/{s}" for s in writer.written]
                 summary.total_images = state.images + summary.images
                 summary.total_faces = state.faces + summary.faces
