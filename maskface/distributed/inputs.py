@@ -149,15 +149,15 @@ def _uri_prefix(uri: str, fs_path: str) -> str:
 
 
 def _list_uri(spec: str, out: ImageInputs, seen: Dict[str, None]) -> None:
-    """A folder, glob or single file given as a URI."""
-    import pyarrow.fs as pafs
-
+    """A folder, glob or single file given as a URI (on object stores a ``*`` also matches ``/``)."""
     local = _file_uri_path(spec)
     if local is not None:  # file:// URIs: the local rules, paths reported as the URI's
         for p in _list_local(local, out):
             out.add("file://" + p if os.path.isabs(p) else p, seen)
         return
-    fs, path = _filesystem(spec)
+    fs, path = _filesystem(spec)  # says how to install pyarrow when it is missing
+    import pyarrow.fs as pafs
+
     prefix = _uri_prefix(spec, path)
     pattern = None
     if glob.has_magic(path):
@@ -340,10 +340,10 @@ def read_image(path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.
     local = _file_uri_path(path)
     if local is not None:
         return _renamed(lambda: load_image(local, max_pixels=max_pixels), local, path)
-    import pyarrow.fs as pafs
-
     try:
         fs, inner = _filesystem(path)
+        import pyarrow.fs as pafs
+
         info = fs.get_file_info(inner)
         if info.type == pafs.FileType.NotFound:
             raise ImageLoadError(f"{path}: file not found")
