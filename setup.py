@@ -2,7 +2,7 @@
 
 Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
 (add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app,
-``[onnx]`` for ONNX export and the ONNX Runtime path).
+``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray).
 """
 
 from pathlib import Path
@@ -32,9 +32,13 @@ extras = {
     # tools/export.py and FacePredictor(runtime="onnxruntime"). mediapipe 0.10.14 (extra "annotate")
     # pins protobuf < 5: onnx 1.17 works with protobuf 4.25, recent onnx (1.23) needs protobuf >= 6.31.
     "onnx": ["onnx>=1.15,<1.18", "onnxruntime>=1.17"],
+    # tools/infer_ray.py and maskface.distributed: batch inference on Ray Data (brings pyarrow for the
+    # Parquet shards and image lists); pinned: Ray's Data API still moves between releases
+    "ray": ["ray[data]==2.60.0"],
 }
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"] + extras["onnx"])  # ONNX parity tests run in CI
+    | set(extras["ray"])  # tests/distributed run a local Ray instance in CI
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
     # MTCNN detection peer (tests/evaluation/test_peers.py): facenet-pytorch itself pins torch < 2.3,
     # so README's test command installs it with --no-deps; requests is its one missing runtime import

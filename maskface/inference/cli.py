@@ -52,28 +52,33 @@ def apply_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
 
 
-def predictor_from_args(args: argparse.Namespace, **kwargs):
-    """A :class:`FacePredictor` from :func:`add_model_arguments`' (and :func:`add_runtime_arguments`')
-    flags plus ``kwargs`` (``device``, ``score_thresh``, ``mask_thresh``, ``max_size``, ``pad``)."""
-    from maskface.inference.predictor import FacePredictor
-
+def predictor_kwargs_from_args(args: argparse.Namespace, **kwargs) -> dict:
+    """The keyword arguments of :class:`FacePredictor` that :func:`predictor_from_args` uses: from
+    :func:`add_model_arguments`' (and :func:`add_runtime_arguments`') flags plus ``kwargs``. A
+    plain dict, so a predictor can be built from it elsewhere (a Ray actor on another machine)."""
     runtime = getattr(args, "runtime", "torch")
+    common = dict(attributes=not args.no_attributes, detector_opts=list(args.opts or []),
+                  attribute_opts=list(getattr(args, "attr_opts", None) or []) or None)
     if getattr(args, "onnx_dir", None):
         if runtime != "onnxruntime":
             raise ValueError("--onnx-dir needs --runtime onnxruntime")
-        return FacePredictor(runtime=runtime, onnx_dir=args.onnx_dir, threads=getattr(args, "threads", 0) or 0,
-                             attributes=not args.no_attributes, detector_opts=args.opts,
-                             attribute_opts=getattr(args, "attr_opts", None), **kwargs)
+        return dict(runtime=runtime, onnx_dir=args.onnx_dir, threads=getattr(args, "threads", 0) or 0, **common,
+                    **kwargs)
     if runtime != "torch":
         kwargs.update(runtime=runtime, threads=getattr(args, "threads", 0) or 0)
     backend = getattr(args, "detector_backend", "maskface")
     if backend != "maskface":
         kwargs["detector_backend"] = backend
-    return FacePredictor(
-        model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
-        attribute_config=args.attribute_config, attribute_weights=args.attribute_weights,
-        detector_opts=args.opts, attribute_opts=getattr(args, "attr_opts", None), attributes=not args.no_attributes,
-        **kwargs)
+    return dict(model=args.model, detector_config=args.detector_config, detector_weights=args.detector_weights,
+                attribute_config=args.attribute_config, attribute_weights=args.attribute_weights, **common, **kwargs)
+
+
+def predictor_from_args(args: argparse.Namespace, **kwargs):
+    """A :class:`FacePredictor` from :func:`add_model_arguments`' (and :func:`add_runtime_arguments`')
+    flags plus ``kwargs`` (``device``, ``score_thresh``, ``mask_thresh``, ``max_size``, ``pad``)."""
+    from maskface.inference.predictor import FacePredictor
+
+    return FacePredictor(**predictor_kwargs_from_args(args, **kwargs))
 
 
 ANONYMIZE_HELP = ("Privacy: a face the detector misses is not anonymised. When missing a face is worse than "
