@@ -30,7 +30,7 @@ _NUM_OR_NULL = {"type": "number", "nullable": True}
 
 _FACE = {
     "type": "object",
-    "required": ["box", "score", "mask", "age", "age_std", "age_group", "gender", "gender_prob",
+    "required": ["box", "score", "mask", "age", "age_std", "age_group", "age_group_top", "gender", "gender_prob",
                  "emotion", "emotion_probs", "track_id"],
     "properties": {
         "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
@@ -41,7 +41,10 @@ _FACE = {
                                 "counts": {"type": "string"}}},
         "age": dict(_NUM_OR_NULL, description="years"),
         "age_std": dict(_NUM_OR_NULL, description="uncertainty of age, years"),
-        "age_group": {"type": "string", "nullable": True, "example": "25-32", "description": "Adience group"},
+        "age_group": {"type": "string", "nullable": True, "example": "25-32",
+                      "description": "Adience group that holds age"},
+        "age_group_top": {"type": "string", "nullable": True, "example": "25-32",
+                          "description": "most probable Adience group under the predicted age distribution"},
         "gender": {"type": "string", "nullable": True, "enum": ["female", "male"]},
         "gender_prob": dict(_NUM_OR_NULL, description="probability of the reported gender"),
         "emotion": {"type": "string", "nullable": True,
