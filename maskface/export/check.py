@@ -13,8 +13,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from maskface.inference.masks import mask_iou
 from maskface.inference.results import Face
-from maskface.inference.tracking import box_iou_matrix
+from maskface.inference.tracking import box_iou_matrix, linear_assignment
 
 __all__ = ["PARITY_LIMITS", "ParityReport", "compare_faces", "compare_runs"]
 
@@ -78,20 +79,13 @@ def compare_faces(a: Sequence[Face], b: Sequence[Face], report: Optional[ParityR
     r.images += 1
     r.faces_a += len(a)
     r.faces_b += len(b)
-    ious = box_iou_matrix([f.box for f in a], [f.box for f in b])
-    pairs = sorted(((float(ious[i, j]), i, j) for i in range(len(a)) for j in range(len(b))), reverse=True)
-    used_a, used_b = set(), set()
-    for iou, i, j in pairs:
-        if iou < 0.5 or i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
+    pairs = linear_assignment(box_iou_matrix([f.box for f in a], [f.box for f in b]), 0.5, greedy=True)
+    for i, j in pairs:
         fa, fb = a[i], b[j]
         r.paired += 1
         r.max_box_px = _max(r.max_box_px, float(np.abs(np.subtract(fa.box, fb.box)).max()))
         if fa.mask is not None and fb.mask is not None:
-            union = np.logical_or(fa.mask, fb.mask).sum()
-            miou = float(np.logical_and(fa.mask, fb.mask).sum() / union) if union else 1.0
+            miou = mask_iou(fa.mask, fb.mask)
             r.min_mask_iou = miou if r.min_mask_iou is None else min(r.min_mask_iou, miou)
         pa, pb = _probs(fa), _probs(fb)
         if pa is not None and pb is not None:
@@ -101,8 +95,8 @@ def compare_faces(a: Sequence[Face], b: Sequence[Face], report: Optional[ParityR
             if labels_a != labels_b:
                 r.label_mismatches += 1
                 r.notes.append(f"image {r.images - 1}, face {i}: labels {labels_a} vs {labels_b}")
-    if len(used_a) < len(a) or len(used_b) < len(b):
-        r.notes.append(f"image {r.images - 1}: {len(a) - len(used_a)} / {len(b) - len(used_b)} faces without a partner")
+    if len(pairs) < max(len(a), len(b)):
+        r.notes.append(f"image {r.images - 1}: {len(a) - len(pairs)} / {len(b) - len(pairs)} faces without a partner")
     return r
 
 

@@ -57,3 +57,9 @@ def paste_masks(probs: np.ndarray, boxes: np.ndarray, height: int, width: int, t
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         mask[ry0:ry1, rx0:rx1] = region > thresh
     return out
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool ``(H, W)`` masks, in [0, 1]; two empty masks agree (1.0)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -75,28 +75,23 @@ def compare_detections(name: str, a: Tuple[np.ndarray, np.ndarray, List[np.ndarr
                        names: Tuple[str, str] = ("a", "b")) -> DetectionReport:
     """Add one image to ``report``. ``a`` and ``b`` are ``(boxes (N, 4) xyxy px, scores (N,),
     masks: N bool (H, W) arrays)`` of the two detectors."""
-    from maskface.inference.tracking import box_iou_matrix
+    from maskface.inference.masks import mask_iou
+    from maskface.inference.tracking import box_iou_matrix, linear_assignment
 
     (ba, sa, ma), (bb, sb, mb) = a, b
     report.images += 1
     report.faces_a += len(ba)
     report.faces_b += len(bb)
-    ious = box_iou_matrix([list(x) for x in ba], [list(x) for x in bb])
-    pairs = sorted(((float(ious[i, j]), i, j) for i in range(len(ba)) for j in range(len(bb))), reverse=True)
-    used_a, used_b = set(), set()
+    pairs = linear_assignment(box_iou_matrix([list(x) for x in ba], [list(x) for x in bb]), 0.5, greedy=True)
+    used_a, used_b = {i for i, _ in pairs}, {j for _, j in pairs}
     img = {"image": name, "faces_a": len(ba), "faces_b": len(bb), "paired": 0, "max_box_px": None,
            "min_mask_iou": None, "max_score_diff": None}
-    for iou, i, j in pairs:
-        if iou < 0.5 or i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
+    for i, j in pairs:
         img["paired"] += 1
         report.paired += 1
         box_px = float(np.abs(np.asarray(ba[i], np.float64) - np.asarray(bb[j], np.float64)).max())
         score = abs(float(sa[i]) - float(sb[j]))
-        union = np.logical_or(ma[i], mb[j]).sum()
-        miou = float(np.logical_and(ma[i], mb[j]).sum() / union) if union else 1.0
+        miou = mask_iou(ma[i], mb[j])
         report._iou_sum += miou
         for target in (img, report.__dict__):
             target["max_box_px"] = _max(target["max_box_px"], box_px)
