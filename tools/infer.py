@@ -33,10 +33,10 @@ from maskface.inference.cli import (  # noqa: E402
     add_runtime_arguments,
     anonymizer_from_args,
     apply_threads,
+    check_pad_arguments,
     predictor_from_args,
 )
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
-from maskface.inference.padding import check_pad  # noqa: E402
 
 SCHEMA_HELP = """\
 outputs (in --output):
@@ -137,13 +137,9 @@ def main(argv=None) -> int:
     if not args.max_megapixels >= 0:
         return fail(f"--max-megapixels must be >= 0 (0 = no cap), got {args.max_megapixels}")
     try:
-        check_pad(args.pad)
+        check_pad_arguments(args)
     except ValueError as e:
-        return fail(f"--{e}")
-    try:
-        check_pad(args.retry_pad)
-    except ValueError as e:
-        return fail(f"--retry-{e}")
+        return fail(str(e))
     try:
         anonymizer = anonymizer_from_args(args)
     except ValueError as e:

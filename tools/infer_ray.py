@@ -23,9 +23,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, add_runtime_arguments  # noqa: E402
+from maskface.inference.cli import add_model_arguments, add_runtime_arguments, check_pad_arguments  # noqa: E402
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
-from maskface.inference.padding import check_pad  # noqa: E402
 
 OUTPUT_HELP = """\
 outputs (in --output DIR):
@@ -148,13 +147,9 @@ def main(argv=None) -> int:
     if args.threads < 0:
         return fail(f"--threads must be >= 0, got {args.threads}")
     try:
-        check_pad(args.pad)
+        check_pad_arguments(args)
     except ValueError as e:
-        return fail(f"--{e}")
-    try:
-        check_pad(args.retry_pad)
-    except ValueError as e:
-        return fail(f"--retry-{e}")
+        return fail(str(e))
 
     from maskface.distributed import require_ray
 

@@ -86,6 +86,17 @@ ANONYMIZE_HELP = ("Privacy: a face the detector misses is not anonymised. When m
                   "some non-faces.")
 
 
+def check_pad_arguments(args: argparse.Namespace) -> None:
+    """Check ``--pad`` and ``--retry-pad``; ``ValueError`` naming the flag on a bad value."""
+    from maskface.inference.padding import check_pad
+
+    for prefix, value in (("--", args.pad), ("--retry-", args.retry_pad)):  # check_pad's message starts "pad ..."
+        try:
+            check_pad(value)
+        except ValueError as e:
+            raise ValueError(f"{prefix}{e}") from None
+
+
 def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
     """``--anonymize``, ``--anonymize-region``, ``--anonymize-margin``, ``--anonymize-feather``,
     ``--hold-frames``."""
