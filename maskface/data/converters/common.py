@@ -348,8 +348,6 @@ def near_duplicate_groups(paths: Sequence[PathLike], threshold: float = 0.95, si
     Returns:
         Groups of >= 2 indices into ``paths``, each sorted, ordered by their first index.
     """
-    import torch
-
     from maskface.utils.progress import progress_bar
 
     if not 0 < threshold <= 1:
@@ -364,7 +362,6 @@ def near_duplicate_groups(paths: Sequence[PathLike], threshold: float = 0.95, si
         t -= t.mean()
         norm = np.linalg.norm(t)
         thumbs[i] = t / norm if norm > 0 else 0.0  # a flat image matches nothing
-    x = torch.from_numpy(thumbs)
     parent = list(range(len(paths)))
 
     def find(i: int) -> int:
@@ -374,8 +371,7 @@ def near_duplicate_groups(paths: Sequence[PathLike], threshold: float = 0.95, si
         return i
 
     for start in range(0, len(paths), block):
-        sim = x[start : start + block] @ x.T
-        rows, cols = torch.nonzero(sim > threshold, as_tuple=True)
+        rows, cols = np.nonzero(thumbs[start : start + block] @ thumbs.T > threshold)
         for r, c in zip((rows + start).tolist(), cols.tolist()):
             if r < c:
                 a, b = find(r), find(c)
