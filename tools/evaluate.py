@@ -59,6 +59,14 @@ def add_detection_parser(subparsers) -> None:
         help="score a public face detector instead of a MaskFace model, e.g. --peer yunet (see maskface/evaluation/peers.py)",
     )
     p.add_argument("--peer-weights", default=None, metavar="ONNX", help="YuNet's local .onnx file, e.g. ../shared/weights/yunet_n_dynamic.onnx")
+    p.add_argument(
+        "--peer-upscale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="enlarge every image F times before the peer sees it (boxes scaled back), to compare with "
+        "MaskFace's crowd setting, which reads a 640x480 picture at 3x, e.g. --peer yunet --peer-upscale 3 (default 1)",
+    )
     p.add_argument("--weights", default=None, metavar="PTH", help="checkpoint (default: MODEL.WEIGHTS, else OUTPUT_DIR/model_final.pth)")
     p.add_argument(
         "--dataset",
@@ -89,6 +97,9 @@ def run_detection(args) -> int:
     if args.peer and (args.config_file or args.weights):
         print("evaluate.py detection: --peer replaces --config-file / --weights; give one or the other", file=sys.stderr)
         return 2
+    if not args.peer_upscale >= 1.0 or (args.peer_upscale != 1.0 and not args.peer):
+        print(f"evaluate.py detection: --peer-upscale must be >= 1 and goes with --peer, got {args.peer_upscale}", file=sys.stderr)
+        return 2
     try:
         opts = list(args.opts)
         if args.peer:  # the peer's own operating threshold; its outputs in their own folder
@@ -112,7 +123,7 @@ def run_detection(args) -> int:
             from maskface.evaluation.peers import build_peer
 
             device = resolve_device("cpu")
-            model = build_peer(args.peer, args.peer_weights)
+            model = build_peer(args.peer, args.peer_weights, upscale=args.peer_upscale)
         else:
             device = resolve_device(args.device or cfg.MODEL.DEVICE)
             model = load_detector(cfg, weights, device)

@@ -48,16 +48,39 @@ def _result(boxes: np.ndarray, scores: np.ndarray) -> Dict[str, Tensor]:
 
 
 class PeerDetector(nn.Module):
-    """Base class: ``forward`` runs :meth:`detect` on each image (H x W x 3 uint8 RGB)."""
+    """Base class: ``forward`` runs :meth:`detect` on each image (H x W x 3 uint8 RGB).
+
+    ``upscale`` (>= 1, default 1): each image is enlarged by this factor (bilinear) before
+    :meth:`detect` and the boxes are scaled back, the peer's counterpart of MaskFace's crowd
+    setting, which reads small pictures enlarged.
+    """
 
     name = "peer"
+    upscale = 1.0
 
     def detect(self, rgb: np.ndarray) -> Dict[str, Tensor]:
         raise NotImplementedError
 
+    def set_upscale(self, factor: float) -> "PeerDetector":
+        if not factor >= 1.0:
+            raise ValueError(f"upscale must be >= 1, got {factor}")
+        self.upscale = float(factor)
+        return self
+
+    def _detect_scaled(self, rgb: np.ndarray) -> Dict[str, Tensor]:
+        if self.upscale == 1.0:
+            return self.detect(rgb)
+        import cv2
+
+        h, w = rgb.shape[:2]
+        big = cv2.resize(rgb, (round(w * self.upscale), round(h * self.upscale)), interpolation=cv2.INTER_LINEAR)
+        out = self.detect(big)
+        out["boxes"] = out["boxes"] / self.upscale
+        return out
+
     @torch.no_grad()
     def forward(self, images: List[Tensor]) -> List[Dict[str, Tensor]]:
-        return [self.detect(_to_uint8_rgb(im)) for im in images]
+        return [self._detect_scaled(_to_uint8_rgb(im)) for im in images]
 
 
 class YuNetDetector(PeerDetector):
@@ -153,14 +176,18 @@ class MTCNNDetector(PeerDetector):
         return _result(boxes, np.asarray(probs, np.float32))
 
 
-def build_peer(name: str, weights: Optional[str] = None) -> PeerDetector:
-    """The peer detector ``name`` (one of :data:`PEERS`); ``weights`` is YuNet's ``.onnx`` path."""
+def build_peer(name: str, weights: Optional[str] = None, upscale: float = 1.0) -> PeerDetector:
+    """The peer detector ``name`` (one of :data:`PEERS`); ``weights`` is YuNet's ``.onnx`` path;
+    ``upscale`` enlarges every image by that factor before detection (boxes come back in the
+    image's own pixels)."""
     if name == "yunet":
-        return YuNetDetector(weights or "")
-    if weights:
+        peer: PeerDetector = YuNetDetector(weights or "")
+    elif weights:
         raise ValueError(f"peer {name!r} ships its own weights; --peer-weights is only for yunet")
-    if name == "mediapipe":
-        return MediaPipeDetector()
-    if name == "mtcnn":
-        return MTCNNDetector()
-    raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
+    elif name == "mediapipe":
+        peer = MediaPipeDetector()
+    elif name == "mtcnn":
+        peer = MTCNNDetector()
+    else:
+        raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
+    return peer.set_upscale(upscale)

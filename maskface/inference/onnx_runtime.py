@@ -61,6 +61,10 @@ def make_session(path: os.PathLike, threads: int = 0, device: str = "cpu"):
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting between runs: the pipeline alternates ONNX Runtime calls with PyTorch / OpenCV
+    # work (crops, mask pasting) on the same cores, and spinning threads starved that work (2 cores:
+    # whole pipeline 185 -> 106 ms, crop extraction 38 -> 8 ms; the detector alone is unchanged).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only: shape-inference notes on the dynamic graphs are expected
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda"):

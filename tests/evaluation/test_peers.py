@@ -78,3 +78,20 @@ def test_evaluate_tool_scores_a_peer(tmp_path, capsys):
     assert evaluate.main(["detection", "--peer", "yunet", "--peer-weights", str(tmp_path / "no.onnx"),
                           "--dataset", str(gt), "--output", str(out)]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_peer_upscale_returns_boxes_in_the_images_own_pixels():
+    """YuNet on the astronaut shrunk to 128 px, read at 4x: the face box comes back in the small
+    picture's pixels (a quarter of the full-size box), and bad factors are refused."""
+    yunet = str(shared_weight("yunet_n_dynamic.onnx"))
+    small = cv2.resize(_astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(small).permute(2, 0, 1).float() / 255
+    (big,) = build_peer("yunet", yunet, upscale=4.0)([x])
+    best = big["boxes"][big["scores"].argmax()][None]
+    assert float(box_iou(best, torch.tensor([ASTRONAUT_FACE]) / 4)) > 0.6
+    assert float(big["scores"].max()) > 0.5
+    with pytest.raises(ValueError, match="upscale must be >= 1"):
+        build_peer("yunet", yunet, upscale=0.5)
+    evaluate = load_tool("evaluate")
+    assert evaluate.main(["detection", "--peer", "yunet", "--peer-weights", yunet, "--peer-upscale", "0.5"]) == 2
+    assert evaluate.main(["detection", "--config-file", "x.yaml", "--peer-upscale", "2"]) == 2

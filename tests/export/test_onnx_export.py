@@ -245,3 +245,13 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, tiny_files):
         FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="onnxruntime")
     with pytest.raises(ValueError, match="runtime must be one of"):
         FacePredictor(**tiny_files.predictor_kwargs(), device="cpu", runtime="tensorrt")
+
+
+def test_sessions_do_not_busy_wait(predictors):
+    """ONNX Runtime's threads must not spin between runs: the pipeline's PyTorch work (crops,
+    mask pasting) runs on the same cores right after each call."""
+    _, onnx_p = predictors
+    for net in (onnx_p.detector, onnx_p.attribute_net):
+        opts = net.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert opts.intra_op_num_threads == 1  # the threads asked for are kept

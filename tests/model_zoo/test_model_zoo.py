@@ -39,7 +39,8 @@ def test_builtin_table():
 
 def test_shipped_detector_finds_the_four_sample_faces():
     """The README's sample: both astronaut copies and both Grace Hopper copies, at the shipped
-    threshold (the previous detector missed both astronauts)."""
+    threshold, and nothing else (earlier detectors missed both astronauts, then took the
+    astronaut's round mission patch for a face)."""
     import cv2
 
     from maskface.inference.predictor import FacePredictor
@@ -54,6 +55,7 @@ def test_shipped_detector_finds_the_four_sample_faces():
     iou = box_iou(torch.tensor(expected, dtype=torch.float32), boxes.float())
     assert (iou.max(dim=1).values > 0.7).all(), [f.box for f in faces]
     assert all(faces[int(i)].score > 0.95 for i in iou.argmax(dim=1))
+    assert len(faces) == 4, [(f.box, f.score) for f in faces]
 
 
 def test_sha256_mismatch_message(tmp_path):
