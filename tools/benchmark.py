@@ -137,7 +137,7 @@ def run_detector(args) -> int:
 
     from maskface.config import get_cfg, setup_cfg
     from maskface.engine.benchmark import benchmark_inference, benchmark_training
-    from maskface.engine.trainer import load_detector
+    from maskface.modeling.face_rcnn import load_detector
 
     size = _input_size(args, "detector")
     if size is None:

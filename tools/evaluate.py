@@ -87,7 +87,7 @@ def run_detection(args) -> int:
     import logging
 
     from maskface.config import get_cfg, setup_cfg
-    from maskface.engine.trainer import load_detector
+    from maskface.modeling.face_rcnn import load_detector
     from maskface.engine.utils import resolve_device, save_config, setup_logging
     from maskface.evaluation.coco_evaluation import evaluate_model_on_dataset, format_metrics_table
 

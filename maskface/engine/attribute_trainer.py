@@ -27,18 +27,18 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 import yaml
 
-from maskface.config import CfgNode, get_attr_cfg
+from maskface.config import CfgNode
 from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler
 from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
 from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics, save_attribute_report
 from maskface.modeling.attributes.crops import normalize_crops
-from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model, member_configs
+from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model, load_attribute_net, member_configs
 from maskface.modeling.attributes.net import AttributeNet
 from maskface.utils.io import atomic_write
 from maskface.utils.progress import progress_bar
@@ -234,27 +234,6 @@ class AttributeTrainer:
         model, _ = load_attribute_net(str(best), self.device)
         metrics = evaluate_attribute_model(model, self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH)
         save_attribute_report(metrics, Path(self.out_dir) / "eval_best")
-
-
-def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu",
-                       cfg: Optional[CfgNode] = None) -> Tuple[torch.nn.Module, CfgNode]:
-    """Rebuild an attribute net (or ensemble) from a checkpoint written by :class:`AttributeTrainer`
-    or ``tools/make_ensemble.py``.
-
-    The architecture comes from the config stored in the checkpoint (or ``cfg`` when given: needed
-    for weights stored without one, such as the model zoo's).
-    Returns ``(model in eval mode on device, frozen config)``.
-    """
-    data = load_checkpoint_file(path)
-    if cfg is None:
-        if "cfg" not in data:
-            raise RuntimeError(f"{path}: checkpoint holds no config; pass the training config explicitly")
-        cfg = get_attr_cfg()
-        cfg.merge_from_dict(yaml.safe_load(data["cfg"]), source=f"{path} (stored config)")
-        cfg.freeze()
-    model = build_attribute_model(cfg)
-    load_model_weights(model, data.get("model", data), source=path)
-    return model.to(device).eval(), cfg
 
 
 # settings that make a net's weights mean what its config says: trained at another crop size or

@@ -324,7 +324,7 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
     * neither: the attribute net of model-zoo entry ``model`` (default ``maskface-lite``).
     """
     from maskface.config import get_attr_cfg
-    from maskface.engine.attribute_trainer import load_attribute_net
+    from maskface.modeling.attributes import load_attribute_net
     from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
     from maskface.modeling.attributes import build_attribute_model
 

@@ -409,20 +409,6 @@ class DetectorTrainer:
             )
 
 
-def load_detector(cfg, weights: Optional[str] = None, device: Optional[torch.device] = None) -> torch.nn.Module:
-    """The detector of ``cfg`` with ``weights`` (default ``MODEL.WEIGHTS``) loaded strictly, in
-    eval mode on ``device`` (default ``MODEL.DEVICE``). ``weights=""`` keeps the initialisation
-    (benchmarks)."""
-    weights = cfg.MODEL.WEIGHTS if weights is None else weights
-    device = device or resolve_device(cfg.MODEL.DEVICE)
-    model = build_face_rcnn(cfg)
-    if weights:
-        data = load_checkpoint_file(weights)
-        load_model_weights(model, data.get("model", data), source=weights)
-        logger.info("Loaded detector weights from %s", weights)
-    return model.to(device).eval()
-
-
 # --- entry point for tools/train_net.py (picklable for spawned processes) ---------------------------
 def train_worker(cfg, resume: bool = False) -> int:
     """Set up logging / seeds / run folder for this process, then train. Returns 0."""

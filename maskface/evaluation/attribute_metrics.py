@@ -462,7 +462,7 @@ def add_attributes_subcommand(subparsers) -> argparse.ArgumentParser:
 def run_attributes(args: argparse.Namespace) -> int:
     """Run the ``attributes`` sub-command; returns the exit code."""
     from maskface.data.coco_faces import get_dataset
-    from maskface.engine.attribute_trainer import load_attribute_net
+    from maskface.modeling.attributes import load_attribute_net
     from maskface.engine.utils import resolve_device
 
     device = resolve_device(args.device)

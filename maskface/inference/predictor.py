@@ -366,22 +366,14 @@ class FacePredictor:
         return cfg.freeze()
 
     def _load_detector(self, cfg, weights: str) -> torch.nn.Module:
-        from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
-        from maskface.modeling.face_rcnn import build_face_rcnn
+        from maskface.modeling.face_rcnn import load_detector
 
-        model = build_face_rcnn(cfg)
-        data = load_checkpoint_file(weights)
-        load_model_weights(model, data.get("model", data), source=weights)
-        return model.to(self.device).eval()
+        return load_detector(cfg, weights, self.device)
 
     def _load_attribute_net(self, cfg, weights: str) -> torch.nn.Module:
-        from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
-        from maskface.modeling.attributes import build_attribute_model
+        from maskface.modeling.attributes import load_attribute_net
 
-        net = build_attribute_model(cfg)
-        data = load_checkpoint_file(weights)
-        load_model_weights(net, data.get("model", data), source=weights)
-        return net.to(self.device).eval()
+        return load_attribute_net(weights, self.device, cfg=cfg)[0]
 
     # thresholds that may change between calls (the web app applies per-request settings) ----------
     @property

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -279,6 +279,24 @@ def build_face_rcnn(cfg) -> FaceRCNN:
 
 
 # --- optional initialisation from torchvision weights files ----------------------------------
+
+
+def load_detector(cfg, weights: Optional[str] = None, device: Optional[Union[str, torch.device]] = None) -> FaceRCNN:
+    """The detector of ``cfg`` with ``weights`` (default ``MODEL.WEIGHTS``) loaded strictly, in
+    eval mode on ``device`` (default ``MODEL.DEVICE``). ``weights=""`` keeps the initialisation
+    (benchmarks). Raises ``FileNotFoundError`` / ``RuntimeError`` naming the file when it is
+    missing or does not fit the config."""
+    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+    from maskface.engine.utils import resolve_device
+
+    weights = cfg.MODEL.WEIGHTS if weights is None else weights
+    device = resolve_device(cfg.MODEL.DEVICE) if device is None else torch.device(device)
+    model = build_face_rcnn(cfg)
+    if weights:
+        data = load_checkpoint_file(weights)
+        load_model_weights(model, data.get("model", data), source=weights)
+        logger.info("Loaded detector weights from %s", weights)
+    return model.to(device).eval()
 
 
 def resolve_pretrained(spec: str, backbone: str) -> str:

@@ -17,9 +17,9 @@ from maskface.engine.trainer import (  # noqa: E402
     WarmupMultiStep,
     build_optimizer,
     get_rng_state,
-    load_detector,
     set_rng_state,
 )
+from maskface.modeling.face_rcnn import load_detector  # noqa: E402
 
 
 def test_warmup_then_multistep():

@@ -6,7 +6,7 @@ import yaml
 from tool_loader import load_tool
 
 from maskface.config import get_attr_cfg, setup_cfg
-from maskface.engine.attribute_trainer import load_attribute_net
+from maskface.modeling.attributes import load_attribute_net
 from maskface.modeling.attributes import AttributeEnsemble, AttributeNet
 
 make_ensemble = load_tool("make_ensemble")

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from maskface.config import get_attr_cfg
-from maskface.engine.attribute_trainer import AttributeTrainer, load_attribute_net, lr_factor_fn
+from maskface.engine.attribute_trainer import AttributeTrainer, lr_factor_fn
+from maskface.modeling.attributes import load_attribute_net
 from maskface.engine.utils import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 an ensemble of nets."""
 
 from maskface.modeling.attributes.crops import PIXEL_MEAN, PIXEL_STD, extract_face_crops, normalize_crops
-from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model
+from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model, load_attribute_net
 from maskface.modeling.attributes.heads import AGE_GROUP_NAMES, age_group_index
 from maskface.modeling.attributes.net import AttributeNet
 from maskface.modeling.attributes.trunks import TRUNKS, build_trunk
@@ -18,5 +18,6 @@ __all__ = [
     "build_attribute_model",
     "build_trunk",
     "extract_face_crops",
+    "load_attribute_net",
     "normalize_crops",
 ]

@@ -18,13 +18,16 @@ its weights file holds every member's state under ``members.<i>.`` (``tools/make
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from maskface.modeling.attributes.net import AttributeNet, average_outputs
+
+if TYPE_CHECKING:  # the config package is imported lazily, by the loader that needs it
+    from maskface.config import CfgNode
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +129,28 @@ def member_configs(cfg) -> List:
             raise ValueError(f"ensemble member config {p} is itself an ensemble (MODEL.ENSEMBLE); list its members")
         out.append(c)
     return out
+
+
+def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu", cfg: Optional["CfgNode"] = None) -> Tuple[nn.Module, "CfgNode"]:
+    """Rebuild an attribute net (or ensemble) from a checkpoint written by the attribute trainer
+    or ``tools/make_ensemble.py``.
+
+    The architecture comes from the config stored in the checkpoint (or ``cfg`` when given: needed
+    for weights stored without one, such as the model zoo's).
+    Returns ``(model in eval mode on device, frozen config)``.
+    """
+    import yaml
+
+    from maskface.config import get_attr_cfg
+    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+
+    data = load_checkpoint_file(path)
+    if cfg is None:
+        if "cfg" not in data:
+            raise RuntimeError(f"{path}: checkpoint holds no config; pass the training config explicitly")
+        cfg = get_attr_cfg()
+        cfg.merge_from_dict(yaml.safe_load(data["cfg"]), source=f"{path} (stored config)")
+        cfg.freeze()
+    model = build_attribute_model(cfg)
+    load_model_weights(model, data.get("model", data), source=path)
+    return model.to(device).eval(), cfg
