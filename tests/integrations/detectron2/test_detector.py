@@ -32,14 +32,14 @@ def test_detectron2_detector_gives_maskface_faces_and_attributes(converted_lite)
     assert d2.model_info["detector_backend"] == "detectron2" and d2.has_attributes
     assert d2.score_thresh == 0.8 and d2.max_size == 640  # from the Detectron2 config
     a, b = ours(bgr), d2(bgr)
-    assert len(a) == len(b) == 5
+    assert len(a) == len(b) >= 4  # the sample's four people (and whatever else the weights score >= 0.8)
     for fa, fb in zip(a, b):
         assert np.abs(np.subtract(fa.box, fb.box)).max() < 0.01 and abs(fa.score - fb.score) < 1e-3
         assert (fa.mask != fb.mask).sum() <= 2
         assert (fa.gender, fa.emotion, fa.age_group) == (fb.gender, fb.emotion, fb.age_group)
         assert abs(fa.age - fb.age) < 0.05 and abs(fa.gender_prob - fb.gender_prob) < 1e-3
     d2.score_thresh = 0.3  # reaches the Detectron2 box head: more faces
-    assert d2.detector.score_thresh == 0.3 and len(d2(bgr)) > 5
+    assert d2.detector.score_thresh == 0.3 and len(d2(bgr)) > len(b)
     d2.max_size = 320
     assert (d2.detector.min_size, d2.detector.max_size) == (320, 320)
 
