@@ -100,7 +100,7 @@ def check_pad_arguments(args: argparse.Namespace) -> None:
 def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
     """``--anonymize``, ``--anonymize-region``, ``--anonymize-margin``, ``--anonymize-feather``,
     ``--hold-frames``."""
-    from maskface.inference.anonymize import DEFAULT_HOLD_FRAMES, METHODS, REGIONS
+    from maskface.inference.anonymize import DEFAULT_HOLD_FRAMES, DEFAULT_MARGIN_FRAC, METHODS, MIN_AUTO_MARGIN, REGIONS
 
     group.add_argument("--anonymize", choices=METHODS, default=None,
                        help="also write every image / video with its faces blurred (Gaussian, strength scaled to "
@@ -110,7 +110,8 @@ def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
                             "in the box, e.g. --anonymize-region ellipse")
     group.add_argument("--anonymize-margin", default=None, metavar="PX|N%",
                        help="grow the region by this many pixels, or by this percentage of each face's size "
-                            "(default: auto = 3%%, at least 2 px), e.g. --anonymize-margin 8 or 6%%")
+                            f"(default: auto = {DEFAULT_MARGIN_FRAC * 100:g}%%, at least {MIN_AUTO_MARGIN} px), "
+                            "e.g. --anonymize-margin 8 or 6%%")
     group.add_argument("--anonymize-feather", type=float, default=None, metavar="PX",
                        help="soft edge inside the margin, px (default: a quarter of the margin; 0 = hard edge), "
                             "e.g. --anonymize-feather 0")

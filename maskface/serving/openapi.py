@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from maskface.inference.anonymize import MAX_MARGIN, METHODS, REGIONS
+from maskface.inference.anonymize import DEFAULT_MARGIN_FRAC, MAX_MARGIN, METHODS, REGIONS
 from maskface.serving.uploads import IMAGE_FORMATS, VIDEO_FORMATS
 
 __all__ = ["openapi_spec", "DEFAULT_BOUNDS"]
@@ -129,8 +129,8 @@ _FIELDS = {  # form field -> (type, description)
     "max_size": ("integer", "shrink the image so its longest side is at most this (px); the maximum is the "
                             "server's"),
     "every_n_frames": ("integer", "video: analyse frames 0, n, 2n, ..."),
-    "anonymize_margin": ("number", "with anonymize: grow each region by this many pixels (default: 3 % of "
-                                   "the face size)"),
+    "anonymize_margin": ("number", "with anonymize: grow each region by this many pixels (default: "
+                                   f"{DEFAULT_MARGIN_FRAC * 100:g} % of the face size)"),
 }
 # Choice fields: name -> (choices, description)
 _CHOICE_FIELDS = {

@@ -9,6 +9,7 @@ import pytest
 from scipy.ndimage import distance_transform_edt
 
 from maskface.inference.anonymize import (
+    DEFAULT_MARGIN_FRAC,
     METHODS,
     REGIONS,
     Anonymizer,
@@ -220,7 +221,7 @@ def test_hold_over_drops_a_face_found_again_and_keeps_untracked_ones():
 
 
 def test_margin_as_pixels_or_share_of_the_face():
-    assert parse_margin("8") == (8.0, 0.03) and parse_margin("auto") == (None, 0.03)
+    assert parse_margin("8") == (8.0, DEFAULT_MARGIN_FRAC) and parse_margin("auto") == (None, DEFAULT_MARGIN_FRAC)
     assert parse_margin(" 6% ") == (None, pytest.approx(0.06))
     for bad, message in (("-1", "margin must be a number of pixels"), ("200%", "fraction must be in [0, 1]"),
                          ("wide", "pixels (8), a percentage of the face size (5%) or auto, got 'wide'")):
