@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from maskface.inference.cli import (  # noqa: E402
     ANONYMIZE_HELP,
     add_anonymize_arguments,
+    add_detection_arguments,
     add_model_arguments,
     add_runtime_arguments,
     anonymizer_from_args,
@@ -36,7 +37,6 @@ from maskface.inference.cli import (  # noqa: E402
     check_pad_arguments,
     predictor_from_args,
 )
-from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
 
 SCHEMA_HELP = """\
 outputs (in --output):
@@ -92,24 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_runtime_arguments(r)
     r.add_argument("--batch-size", type=int, default=4, help="images / frames per forward")
-    r.add_argument("--score-thresh", type=float, help="minimum detection score (config MODEL.SCORE_THRESH)")
-    r.add_argument("--mask-thresh", type=float, help="mask probability threshold (config MODEL.MASK_THRESH)")
-    r.add_argument("--max-size", type=int,
-                   help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger images "
-                        "are shrunk and results mapped back to original pixels. The detector's own resize still "
-                        "applies: for more detail on big images raise MODEL.MIN_SIZE too (--opts)")
-    r.add_argument("--pad", type=float, default=0.0, metavar="FRAC",
-                   help="grey border added on each side of every image before detection, as a fraction of its "
-                        "size (e.g. 0.25): for face chips that the face fills to the edge, which the detector "
-                        "otherwise often misses or boxes partly; results stay in original pixels (default: 0)")
-    r.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
-                   help="when an image gives no face (and --pad is 0), detect once more with a grey border of this "
-                        "fraction, so a face that fills the whole picture is still found; 0 = never retry "
-                        "(default: 0.25)")
-    r.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
-                   help="refuse images (and video frames) larger than this many megapixels, checked from the "
-                        "file header before decoding, as a per-file error; e.g. --max-megapixels 250 for big "
-                        f"scans, 0 = no cap (trusted files only) (default: {DEFAULT_MAX_PIXELS / 1e6:g})")
+    add_detection_arguments(r)
     r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
     r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
     r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")

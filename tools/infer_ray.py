@@ -23,8 +23,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from maskface.inference.cli import add_model_arguments, add_runtime_arguments, check_pad_arguments  # noqa: E402
-from maskface.inference.image_io import DEFAULT_MAX_PIXELS  # noqa: E402
+from maskface.inference.cli import (  # noqa: E402
+    add_detection_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    check_pad_arguments,
+)
 
 OUTPUT_HELP = """\
 outputs (in --output DIR):
@@ -108,21 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device of each worker: auto (CUDA when the worker was given a GPU) | cpu | cuda "
                         "(default: auto)")
     add_runtime_arguments(r)
-    r.add_argument("--score-thresh", type=float, help="minimum detection score (config MODEL.SCORE_THRESH), "
-                                                      "e.g. --score-thresh 0.5")
-    r.add_argument("--mask-thresh", type=float, help="mask probability threshold (config MODEL.MASK_THRESH)")
-    r.add_argument("--max-size", type=int,
-                   help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger images "
-                        "are shrunk and results mapped back to original pixels")
-    r.add_argument("--pad", type=float, default=0.0, metavar="FRAC",
-                   help="grey border added on each side of every image before detection, as a fraction of its "
-                        "size, for face chips (e.g. 0.25; default: 0)")
-    r.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
-                   help="when an image gives no face (and --pad is 0), detect once more with a grey border of this "
-                        "fraction; 0 = never retry (default: 0.25)")
-    r.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
-                   help="refuse images larger than this many megapixels, from the file header, as a per-image "
-                        f"error; 0 = no cap (default: {DEFAULT_MAX_PIXELS / 1e6:g}), e.g. --max-megapixels 250")
+    add_detection_arguments(r)
     return p
 
 

@@ -97,6 +97,36 @@ def check_pad_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"{prefix}{e}") from None
 
 
+def add_detection_arguments(group: argparse._ActionsContainer) -> None:
+    """The per-image detection flags of tools/infer.py and tools/infer_ray.py: --score-thresh,
+    --mask-thresh, --max-size, --pad, --retry-pad, --max-megapixels (check them with
+    :func:`check_pad_arguments`)."""
+    from maskface.inference.image_io import DEFAULT_MAX_PIXELS
+
+    group.add_argument("--score-thresh", type=float,
+                       help="minimum detection score (config MODEL.SCORE_THRESH), e.g. --score-thresh 0.5")
+    group.add_argument("--mask-thresh", type=float,
+                       help="mask probability threshold (config MODEL.MASK_THRESH), e.g. --mask-thresh 0.4")
+    group.add_argument("--max-size", type=int,
+                       help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger "
+                            "images are shrunk and results mapped back to original pixels. The detector's own "
+                            "resize still applies: for more detail on big images raise MODEL.MIN_SIZE too "
+                            "(--opts), e.g. --max-size 1280")
+    group.add_argument("--pad", type=float, default=0.0, metavar="FRAC",
+                       help="grey border added on each side of every image before detection, as a fraction of "
+                            "its size (e.g. 0.25): for face chips that the face fills to the edge, which the "
+                            "detector otherwise often misses or boxes partly; results stay in original pixels "
+                            "(default: 0)")
+    group.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
+                       help="when an image gives no face (and --pad is 0), detect once more with a grey border of "
+                            "this fraction, so a face that fills the whole picture is still found; 0 = never "
+                            "retry (default: 0.25)")
+    group.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                       help="refuse images larger than this many megapixels (for videos: frames), checked from the "
+                            "file header before decoding, as a per-file error; e.g. --max-megapixels 250 for big "
+                            f"scans, 0 = no cap (trusted files only) (default: {DEFAULT_MAX_PIXELS / 1e6:g})")
+
+
 def add_anonymize_arguments(group: argparse._ActionsContainer) -> None:
     """``--anonymize``, ``--anonymize-region``, ``--anonymize-margin``, ``--anonymize-feather``,
     ``--hold-frames``."""
