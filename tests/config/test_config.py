@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from maskface.config import CfgNode, get_attr_cfg, get_cfg, load_yaml_with_base, setup_cfg
@@ -50,3 +52,37 @@ def test_dump_round_trip_and_clone(tmp_path):
     mutable = cfg.clone()
     mutable.MODEL.TRUNK = "resnet"
     assert cfg.MODEL.TRUNK == "gra" and isinstance(mutable, CfgNode)
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_detector_config_builds_a_model(path):
+    """A typo or a stale key in a shipped config fails here, not in a user's training run."""
+    from maskface.modeling.face_rcnn import build_face_rcnn
+
+    cfg = setup_cfg(get_cfg(), str(path))
+    model = build_face_rcnn(cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "attributes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_attribute_config_builds_a_net(path):
+    from maskface.modeling.attributes import build_attribute_model
+
+    cfg = setup_cfg(get_attr_cfg(), str(path))
+    assert sum(p.numel() for p in build_attribute_model(cfg).parameters()) > 0
+
+
+def test_crowd_setting_reads_a_640x480_picture_at_3x():
+    import torch
+
+    from maskface.modeling.face_rcnn import resize_for_detector
+
+    lite = setup_cfg(get_cfg(), str(CONFIGS / "maskface_MV1_SSH_lite.yaml"))
+    crowd = setup_cfg(get_cfg(), str(CONFIGS / "maskface_MV1_SSH_crowd.yaml"))
+    image = torch.rand(3, 480, 640)
+    assert resize_for_detector(image, lite.MODEL.MIN_SIZE, lite.MODEL.MAX_SIZE).shape == (3, 480, 640)
+    assert resize_for_detector(image, crowd.MODEL.MIN_SIZE, crowd.MODEL.MAX_SIZE).shape == (3, 1440, 1920)
+    assert crowd.MODEL.DETECTIONS_PER_IMAGE >= 700  # WIDER FACE's most crowded validation picture
