@@ -27,23 +27,18 @@ RAY_INSTALL_HINT = "pip install -e '.[ray]'  (Ray Data and pyarrow, pinned in se
 
 def require_ray():
     """``import ray`` and ``ray.data``, or an ``ImportError`` that says how to install them."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as e:
-        raise ImportError(f"MaskFace on Ray needs Ray Data, which is not installed ({e}); install it with: "
-                          f"{RAY_INSTALL_HINT}") from e
+    from maskface.utils.optional import import_optional
+
+    ray = import_optional("ray", "MaskFace on Ray", RAY_INSTALL_HINT)
+    import_optional("ray.data", "MaskFace on Ray", RAY_INSTALL_HINT)
     return ray
 
 
 def require_pyarrow():
     """``import pyarrow`` (installed with the ``ray`` extra), or an ``ImportError`` saying how."""
-    try:
-        import pyarrow
-    except ImportError as e:
-        raise ImportError(f"reading image lists and writing Parquet shards needs pyarrow, which is not installed "
-                          f"({e}); install it with: {RAY_INSTALL_HINT}") from e
-    return pyarrow
+    from maskface.utils.optional import import_optional
+
+    return import_optional("pyarrow", "reading image lists and writing Parquet shards", RAY_INSTALL_HINT)
 
 
 def __getattr__(name):  # RayInferenceJob / RaySummary without importing ray at package import

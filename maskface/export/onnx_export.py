@@ -75,12 +75,9 @@ _INSTALL_HINT = 'pip install -e ".[onnx]"  (or: pip install onnx onnxruntime)'
 
 def require_onnxruntime():
     """The ``onnxruntime`` module, or an ImportError saying how to install the optional extra."""
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise ImportError(f"the ONNX Runtime path needs the optional packages onnx and onnxruntime: {_INSTALL_HINT} "
-                          f"({e})") from None
-    return onnxruntime
+    from maskface.utils.optional import import_optional
+
+    return import_optional("onnxruntime", "the ONNX Runtime path (optional packages onnx and onnxruntime)", _INSTALL_HINT)
 
 
 # --- graphs ------------------------------------------------------------------------------------------

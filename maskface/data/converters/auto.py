@@ -41,13 +41,9 @@ MESH_DETECTION_IOU = 0.3  # min IoU between a mesh face's box and a detection to
 
 
 def _import_mediapipe():
-    try:
-        import mediapipe as mp
-    except ImportError as e:
-        raise ImportError(
-            f"automatic annotation needs mediapipe ({e}); install it with: pip install -e .[annotate]"
-        ) from None
-    return mp
+    from maskface.utils.optional import import_optional
+
+    return import_optional("mediapipe", "automatic annotation", "pip install -e .[annotate]")
 
 
 def chain_edges(edges: Sequence[Tuple[int, int]]) -> List[int]:

@@ -70,14 +70,10 @@ __all__ = ["INSTALL_GUIDE", "require_detectron2", *_LAZY]
 
 def require_detectron2():
     """Import and return the ``detectron2`` package; :class:`ImportError` naming the guide if it is missing."""
-    try:
-        import detectron2
-    except ImportError as e:
-        raise ImportError(
-            f"Detectron2 is not installed ({e}); MaskFace's Detectron2 integration needs it. It is not on "
-            f"PyPI: install it (after torch) following its installation guide, {INSTALL_GUIDE}"
-        ) from None
-    return detectron2
+    from maskface.utils.optional import import_optional
+
+    return import_optional("detectron2", "MaskFace's Detectron2 integration",
+                           f"(not on PyPI; after torch) its installation guide, {INSTALL_GUIDE}")
 
 
 def __getattr__(name):
