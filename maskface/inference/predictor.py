@@ -226,10 +226,13 @@ class FacePredictor:
                                          else str(attribute_weights))
             self._load_onnx(folder, int(threads))
         else:
+            from maskface.modeling.attributes import load_attribute_net
+            from maskface.modeling.face_rcnn import load_detector
+
             if not detectron2:
-                self.detector = self._load_detector(self.cfg, str(detector_weights))
+                self.detector = load_detector(self.cfg, str(detector_weights), self.device)
             if attribute_weights is not None:
-                self.attribute_net = self._load_attribute_net(self.attr_cfg, str(attribute_weights))
+                self.attribute_net = load_attribute_net(str(attribute_weights), self.device, cfg=self.attr_cfg)[0]
         self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
         self.mask_thresh = float(self.cfg.MODEL.MASK_THRESH)
         self.max_size = int(self.cfg.MODEL.MAX_SIZE)
@@ -269,12 +272,11 @@ class FacePredictor:
         from maskface.export.onnx_export import export_models, sample_image
         from maskface.model_zoo.registry import sha256_file
 
-        device, self.device = self.device, torch.device("cpu")
-        try:
-            detector = self._load_detector(self.cfg, detector_weights)
-            net = None if attribute_weights is None else self._load_attribute_net(self.attr_cfg, attribute_weights)
-        finally:
-            self.device = device
+        from maskface.modeling.attributes import load_attribute_net
+        from maskface.modeling.face_rcnn import load_detector
+
+        detector = load_detector(self.cfg, detector_weights, "cpu")
+        net = None if attribute_weights is None else load_attribute_net(attribute_weights, "cpu", cfg=self.attr_cfg)[0]
         source = {"model": self._loaded_name, "detector_weights": detector_weights,
                   "detector_sha256": sha256_file(detector_weights),
                   "attribute_weights": attribute_weights,
@@ -364,16 +366,6 @@ class FacePredictor:
         if opts:
             cfg.merge_from_list(list(opts))
         return cfg.freeze()
-
-    def _load_detector(self, cfg, weights: str) -> torch.nn.Module:
-        from maskface.modeling.face_rcnn import load_detector
-
-        return load_detector(cfg, weights, self.device)
-
-    def _load_attribute_net(self, cfg, weights: str) -> torch.nn.Module:
-        from maskface.modeling.attributes import load_attribute_net
-
-        return load_attribute_net(weights, self.device, cfg=cfg)[0]
 
     # thresholds that may change between calls (the web app applies per-request settings) ----------
     @property
