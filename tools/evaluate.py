@@ -242,10 +242,13 @@ examples:
   # the shipped model on the two held-out mask sets, mask / box / ellipse at the default margin
   python tools/evaluate.py anonymization --dataset data_coco/celebamask_hq_val.json data_coco/lfw_parts_val.json \\
       --output eval/anonymization
-  # a training checkpoint, mask mode only, a margin sweep (px or % of the face size; auto = 3 %)
+  # a training checkpoint, mask mode only, a margin sweep (px or % of the face size; auto = the default margin)
   python tools/evaluate.py anonymization --detector-config configs/maskface_MV1_SSH_lite.yaml \\
       --detector-weights runs/ssh1/model_0001999.pth --dataset data_coco/lfw_parts_val.json \\
       --mode mask --margin auto 0 4 8 3% 6% --output eval/anon_sweep
+  # where the uncovered pixels lie (neck, ears, inside the face) against MediaPipe's face oval
+  python tools/evaluate.py anonymization --no-attributes --dataset data_coco/lfw_parts_val.json \\
+      --mode mask --where --output eval/anon_where
 
 Per dataset and setting: covered = ground-truth face pixels replaced at full weight (pooled over
 the images; 'any' = any weight, feathered edge included); non-face changed = share of the pixels
@@ -265,24 +268,30 @@ def add_anonymization_parser(subparsers) -> None:
         epilog=ANONYMIZATION_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from maskface.inference.anonymize import REGIONS
+    from maskface.inference.anonymize import DEFAULT_MARGIN_FRAC, REGIONS
 
     _add_predictor_run_args(p, "COCO face JSON file(s) with masks, or registered names",
                             "folder for anonymization_metrics.json")
     p.add_argument("--mode", nargs="+", default=list(REGIONS), choices=REGIONS,
                    help="region modes to score, e.g. --mode mask box (default: all three)")
     p.add_argument("--margin", nargs="+", default=["auto"], metavar="PX",
-                   help="margins to score: px, %% of the face size, or 'auto' (the default, 3 %%), "
-                        "e.g. --margin auto 4 8 6%%")
+                   help="margins to score: px, %% of the face size, or 'auto' (the default, "
+                        f"{DEFAULT_MARGIN_FRAC * 100:g} %%), e.g. --margin auto 4 8 6%%")
     p.add_argument("--mask-thresh", type=float, default=None,
                    help="mask probability threshold (default: model's); lower = larger masks, e.g. 0.3")
     p.add_argument("--max-images", type=int, default=0, help="only the first N images of each dataset (0 = all)")
+    p.add_argument("--where", action="store_true",
+                   help="also split the uncovered face pixels by where they lie, against MediaPipe's face-mesh "
+                        "oval as an independent face outline: inside it, below the jaw (neck) or beside it "
+                        "(ears, hairline), and report coverage inside the oval and above the jaw; for ground "
+                        "truth whose 'face' reaches past the face (LFW Part Labels' skin runs down the neck). "
+                        "Needs mediapipe (pip install -e \".[annotate]\")")
     p.set_defaults(func=run_anonymization)
 
 
 def run_anonymization(args) -> int:
     from maskface.data.coco_faces import get_dataset
-    from maskface.evaluation.anonymization import evaluate_anonymization
+    from maskface.evaluation.anonymization import evaluate_anonymization, mediapipe_face_reference
     from maskface.inference.anonymize import parse_margin
     from maskface.inference.cli import predictor_from_args
     from maskface.utils.io import save_json
@@ -299,13 +308,21 @@ def run_anonymization(args) -> int:
     except ValueError as e:
         print(f"evaluate.py anonymization: {e}", file=sys.stderr)
         return 2
+    reference = None
+    if args.where:
+        try:
+            reference = mediapipe_face_reference()
+        except ImportError as e:
+            print(f"evaluate.py anonymization: --where: {e}", file=sys.stderr)
+            return 2
     report = {"model": predictor.model_info, "score_thresh": predictor.score_thresh,
               "mask_thresh": predictor.mask_thresh, "datasets": {}}
     for name in args.dataset:
         records = get_dataset(name, args.image_root or None)
         if args.max_images:
             records = records[: args.max_images]
-        m = evaluate_anonymization(predictor, records, regions=args.mode, margins=args.margin)
+        m = evaluate_anonymization(predictor, records, regions=args.mode, margins=args.margin,
+                                   face_reference=reference)
         report["datasets"][name] = m
         print(f"== anonymization {predictor.model_info['name'] or predictor.model_info['detector_weights']} on {name} "
               f"({m['images']} images, {m['detected_faces']} faces detected, score >= {predictor.score_thresh:g}, "
@@ -315,6 +332,15 @@ def run_anonymization(args) -> int:
             print(f"  {key:<14} {100 * s['covered']:7.2f}% {100 * s['covered_any']:7.2f}% "
                   f"{100 * s['images_fully_covered']:8.1f}% {100 * s['nonface_changed_median']:23.2f}% "
                   f"{100 * s['nonface_changed_mean']:6.2f}%")
+        if reference is not None:
+            print(f"  where (MediaPipe face oval; {m['images_without_outline']} images without one): "
+                  "covered inside the oval / above the jaw; uncovered pixels inside / below the jaw / beside / "
+                  "in images without an oval")
+            for key, s in m["settings"].items():
+                u = s["uncovered_where"]
+                print(f"  {key:<14} {100 * s['covered_inside_outline']:7.2f}% {100 * s['covered_above_jaw']:7.2f}%"
+                      f"   {100 * u['inside_outline']:5.1f}% {100 * u['below_jaw']:5.1f}% {100 * u['beside']:5.1f}% "
+                      f"{100 * u['no_outline']:5.1f}%")
     os.makedirs(args.output, exist_ok=True)
     save_json(report, os.path.join(args.output, "anonymization_metrics.json"), indent=2)
     print(f"results in {os.path.join(args.output, 'anonymization_metrics.json')}")

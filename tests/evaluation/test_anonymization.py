@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskface.evaluation.anonymization import evaluate_anonymization
+from maskface.evaluation.anonymization import below_outline, evaluate_anonymization
 from maskface.inference.results import Face
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,58 @@ def test_known_answers(tmp_path):
     assert (s["covered"], s["covered_any"], s["nonface_changed_mean"]) == (0.0, 0.0, 0.0)
 
 
+def test_below_outline():
+    oval = np.zeros((10, 12), bool)
+    oval[2:6, 4:8] = True
+    oval[6, 5:7] = True  # the chin
+    below = below_outline(oval)
+    assert not below[:6].any()  # nothing at or above the lowest rows of the face's sides
+    assert below[6, :5].all() and below[6, 7:].all() and not below[6, 5:7].any()  # beside the chin: neck level
+    assert below[7:].all()
+    assert not below_outline(np.zeros((4, 4), bool)).any()
+    with pytest.raises(ValueError, match="H x W"):
+        below_outline(np.zeros((2, 2, 3), bool))
+
+
+def test_uncovered_where(tmp_path):
+    """GT face = a 'face' square (16..40 rows) plus a 'neck' (40..48); the detection covers the
+    square only; the reference outline is the square: every uncovered pixel is below the jaw."""
+    recs = _records(tmp_path, n=2)
+    face = np.zeros((H, W), bool)
+    face[16:40, 16:48] = True
+    outline = face.copy()
+    calls = []
+
+    def reference(image):
+        calls.append(image.shape)
+        return outline
+
+    m = evaluate_anonymization(FixedFaces([Face(box=[16, 16, 48, 40], score=1.0, mask=face)]), recs,
+                               regions=("mask",), margins=(0,), progress=False, face_reference=reference)
+    s = m["settings"]["mask@0"]
+    assert len(calls) == 2 and m["images_without_outline"] == 0
+    assert s["covered"] == pytest.approx(24 / 32, abs=0.04)  # the neck rows are uncovered
+    assert s["covered_inside_outline"] == 1.0 and s["covered_above_jaw"] == 1.0
+    assert s["uncovered_where"]["below_jaw"] == pytest.approx(1.0)
+    # a face found only by its left half: the rest of the outline is uncovered 'inside'
+    left = face.copy()
+    left[:, 32:] = False
+    m = evaluate_anonymization(FixedFaces([Face(box=[16, 16, 32, 40], score=1.0, mask=left)]), recs,
+                               regions=("mask",), margins=(0,), progress=False, face_reference=reference)
+    s = m["settings"]["mask@0"]
+    assert s["covered_inside_outline"] == pytest.approx(0.5)
+    u = s["uncovered_where"]
+    assert u["inside_outline"] > u["below_jaw"] > 0 and u["beside"] == 0 and sum(u.values()) == pytest.approx(1.0)
+    # no outline found: the uncovered pixels are counted apart
+    m = evaluate_anonymization(FixedFaces([]), recs, regions=("mask",), margins=(0,), progress=False,
+                               face_reference=lambda image: np.zeros(image.shape[:2], bool))
+    assert m["images_without_outline"] == 2
+    assert m["settings"]["mask@0"]["uncovered_where"]["no_outline"] == 1.0
+    with pytest.raises(ValueError, match="outline"):
+        evaluate_anonymization(FixedFaces([]), recs, regions=("mask",), margins=(0,), progress=False,
+                               face_reference=lambda image: np.zeros((3, 3), bool))
+
+
 def test_evaluate_tool_end_to_end(tmp_path, tmp_path_factory, capsys):
     from maskface.inference.testing import session_tiny_models
 
@@ -92,3 +144,13 @@ def test_evaluate_tool_end_to_end(tmp_path, tmp_path_factory, capsys):
     assert all(0 <= s["covered"] <= s["covered_any"] <= 1 for s in settings.values())
     assert "mask@auto" in capsys.readouterr().out
     assert evaluate.main(["anonymization", "--dataset", str(gt), "--output", str(out), "--margin", "x"]) == 2
+    # --where with MediaPipe's face oval: noise images have none, so every uncovered pixel is 'no_outline'
+    rc = evaluate.main(["anonymization", "--dataset", str(gt), "--output", str(out), "--device", "cpu",
+                        "--detector-config", tiny.detector_config, "--detector-weights", tiny.detector_weights,
+                        "--no-attributes", "--mode", "mask", "--where"])
+    assert rc == 0
+    m = json.loads((out / "anonymization_metrics.json").read_text())["datasets"][str(gt)]
+    assert m["images_without_outline"] == 3
+    where = m["settings"]["mask@auto"]["uncovered_where"]
+    assert set(where) == {"inside_outline", "below_jaw", "beside", "no_outline"}
+    assert where["no_outline"] in (0.0, 1.0) and "MediaPipe face oval" in capsys.readouterr().out
