@@ -32,6 +32,14 @@ def get_cfg() -> CfgNode:
                 "RPN_IOU_THRESHOLDS": [0.3, 0.7],  # anchor IoU: background below the first, face from the second
                 "MIN_SIZE": 800,  # px, shorter side at inference / evaluation (training: INPUT.MIN_SIZE_TRAIN)
                 "MAX_SIZE": 1333,  # px, longer side cap at inference / evaluation
+                # [shorter side, longer cap] px of a second inference pass merged with the first;
+                # [] = one pass. The crowd setting reads pictures 3x enlarged and adds a 1x pass for
+                # the large faces that the enlargement pushes past the anchors.
+                "EXTRA_PASS_SIZE": [],
+                # px (face size sqrt(w*h) in the original image): with an extra pass, faces under
+                # the band come from the pass with the larger input only, faces over it from the
+                # other pass only, and inside it both passes' faces compete in NMS
+                "MERGE_BAND": [64, 128],
                 "RPN_PRE_NMS_TOP_N_TRAIN": 2000,  # proposals kept per FPN level before NMS (training)
                 "RPN_PRE_NMS_TOP_N_TEST": 1000,  # same, at inference
                 "RPN_POST_NMS_TOP_N_TRAIN": 2000,  # proposals per image after NMS (training)

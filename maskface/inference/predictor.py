@@ -50,6 +50,13 @@ DETECTOR_BACKENDS = ("maskface", "detectron2")
 ImageInput = Union[str, Path, np.ndarray]
 
 
+def _in_pixels_of(rgb: np.ndarray, out: Dict[str, torch.Tensor], tensor: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Detections on ``tensor`` (the image resized) with their boxes in ``rgb``'s pixels."""
+    scale = torch.tensor([rgb.shape[1] / tensor.shape[-1], rgb.shape[0] / tensor.shape[-2]] * 2,
+                         device=out["boxes"].device, dtype=out["boxes"].dtype)
+    return {**out, "boxes": out["boxes"] * scale}
+
+
 def _is_single(inputs: Any) -> bool:
     if isinstance(inputs, (str, Path)):
         return True
@@ -558,10 +565,16 @@ class FacePredictor:
         images the detector saw (padded or not), per image ``(px, py, w, h)`` or ``None`` (no
         border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
         """
+        from maskface.modeling.face_rcnn import merge_passes, resize_for_detector
+
         cuda = self.device.type == "cuda"
         unpasted = hasattr(self.detector, "detect_unpasted")
+        m = self.cfg.MODEL
+        # a second pass (MODEL.EXTRA_PASS_SIZE) for detectors whose resize is done here (both runtimes)
+        extra = tuple(min(int(v), self.max_size) for v in m.EXTRA_PASS_SIZE) if unpasted and m.EXTRA_PASS_SIZE \
+            else None
         t0 = time.perf_counter()
-        rgbs, tensors, borders = [], [], []
+        rgbs, tensors, tensors2, borders = [], [], [], []
         for rgb in originals:
             border = None
             if pad > 0:
@@ -570,9 +583,9 @@ class FacePredictor:
                 border = (px, py, w, h)
             small, _ = resize_max_side(rgb, self.max_size)
             t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+            if extra:
+                tensors2.append(resize_for_detector(t, *extra))
             if unpasted:  # the detector's own resize, done here (shared by both runtimes)
-                from maskface.modeling.face_rcnn import resize_for_detector
-
                 t = resize_for_detector(t, min(self._cfg_min_size, self.max_size), self.max_size)
             tensors.append(t)
             rgbs.append(rgb)
@@ -580,16 +593,27 @@ class FacePredictor:
         if cuda:
             torch.cuda.synchronize(self.device)
         t1 = time.perf_counter()
+        outputs2 = []
         if not tensors:
             outputs = []
         elif unpasted:
             outputs = self.detector.detect_unpasted(tensors, score_thresh=self.score_thresh)
+            if extra:
+                outputs2 = self.detector.detect_unpasted(tensors2, score_thresh=self.score_thresh)
         else:  # any detector with the documented model(images) interface (masks pasted by it)
             outputs = self.detector(tensors)
         if cuda:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
-        per_image = [self._postprocess(rgb, out, rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])
+        if outputs2:  # both passes in the image's pixels, merged, then post-processed as one
+            merged = []
+            for rgb, a, ta, b, tb in zip(rgbs, outputs, tensors, outputs2, tensors2):
+                a, b = _in_pixels_of(rgb, a, ta), _in_pixels_of(rgb, b, tb)
+                large, small = (a, b) if ta.shape[-1] >= tb.shape[-1] else (b, a)
+                merged.append(merge_passes(large, small, m.MERGE_BAND, m.NMS_THRESH, m.DETECTIONS_PER_IMAGE))
+            outputs, tensors = merged, [None] * len(merged)
+        per_image = [self._postprocess(rgb, out, *((1.0, 1.0) if t is None else
+                                                   (rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])))
                      for rgb, out, t in zip(rgbs, outputs, tensors)]
         if cuda:
             torch.cuda.synchronize(self.device)

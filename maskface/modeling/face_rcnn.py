@@ -15,6 +15,10 @@ already drew the scale-jitter size and resized image, boxes and masks together (
 loader workers, and the mapper then drops boxes that became degenerate).
 Input normalisation (ImageNet mean/std) happens inside the model.
 
+Two passes (``extra_pass_size``): at inference the model can also read each image at a second
+size and merge both passes' faces with :func:`merge_passes` (the crowd setting: 3x enlarged for
+small faces, 1x for the large ones that enlargement pushes past the largest anchors).
+
 Build from a config with :func:`build_face_rcnn`, or directly with keyword arguments.
 """
 
@@ -34,7 +38,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, nms
 
 from maskface.modeling.backbone import SSH_BACKBONES, build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
 from maskface.modeling.mobilenet_ssh import (
@@ -57,6 +61,48 @@ FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign (ba
 
 def _anchor_sizes(sizes: Sequence[Union[float, Sequence[float]]]) -> tuple:
     return tuple(tuple(int(v) for v in s) if isinstance(s, (list, tuple)) else (int(s),) for s in sizes)
+
+
+def _check_pass_size(size) -> Optional[tuple]:
+    if size is None or len(size) == 0:
+        return None
+    if len(size) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in size) or size[0] > size[1]:
+        raise ValueError(f"extra_pass_size must be [shorter side, longer cap] px with 0 < shorter <= longer, "
+                         f"got {list(size)}")
+    return int(size[0]), int(size[1])
+
+
+def _check_band(band) -> tuple:
+    if len(band) != 2 or not 0 <= float(band[0]) <= float(band[1]):
+        raise ValueError(f"merge_band must be [low, high] px with 0 <= low <= high, got {list(band)}")
+    return float(band[0]), float(band[1])
+
+
+def merge_passes(large: Dict[str, torch.Tensor], small: Dict[str, torch.Tensor], band: Sequence[float],
+                 nms_thresh: float, max_detections: int) -> Dict[str, torch.Tensor]:
+    """One image's faces from two inference passes, merged.
+
+    Args:
+        large, small: the detections of the pass that read the image larger / smaller, in the
+            same (original image) pixels: ``boxes`` (N, 4) xyxy, ``scores`` (N,), and any other
+            per-face tensors (``labels``, ``masks``, ...) with N first; both have the same keys.
+        band: ``(low, high)`` px of face size ``sqrt(w * h)``: ``large`` keeps faces under
+            ``high``, ``small`` keeps faces of at least ``low``; in between both compete.
+        nms_thresh: box IoU above which the lower-scoring of two faces is dropped.
+        max_detections: at most this many faces, highest scores first.
+
+    Returns:
+        A dict with the same keys, sorted by score (descending).
+    """
+    low, high = _check_band(band)
+
+    def size(boxes):
+        return ((boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)).sqrt()
+
+    keep_large, keep_small = size(large["boxes"]) < high, size(small["boxes"]) >= low
+    merged = {k: torch.cat([large[k][keep_large], small[k][keep_small]]) for k in large}
+    keep = nms(merged["boxes"].float(), merged["scores"].float(), nms_thresh)[:max_detections]  # score order
+    return {k: v[keep] for k, v in merged.items()}
 
 
 class FaceRCNN(GeneralizedRCNN):
@@ -82,6 +128,10 @@ class FaceRCNN(GeneralizedRCNN):
         rpn_* / box_* / score_thresh / nms_thresh / detections_per_img: as in torchvision.
         mask_thresh: probability that makes a mask pixel foreground; not used by the model
             itself, carried for consumers (evaluation, predictor).
+        extra_pass_size: ``(min_size, max_size)`` of a second inference pass whose faces are
+            merged with the first's (:func:`merge_passes`); ``None`` = one pass. Inference only.
+        merge_band: ``(low, high)`` face size in px of the original image where the two passes
+            overlap (see :func:`merge_passes`).
     """
 
     def __init__(
@@ -114,6 +164,8 @@ class FaceRCNN(GeneralizedRCNN):
         detections_per_img: int = 100,
         mask_thresh: float = 0.5,
         crowd_ioa_thresh: float = 0.5,
+        extra_pass_size: Optional[Sequence[int]] = None,
+        merge_band: Sequence[float] = (64.0, 128.0),
     ):
         out_ch = backbone.out_channels
         sizes = _anchor_sizes(anchor_sizes)
@@ -162,6 +214,38 @@ class FaceRCNN(GeneralizedRCNN):
         )
         super().__init__(backbone, rpn, roi_heads, transform)
         self.mask_thresh = float(mask_thresh)
+        self.extra_pass_size = _check_pass_size(extra_pass_size)
+        self.merge_band = _check_band(merge_band)
+
+    def forward(self, images, targets=None):
+        """torchvision's ``GeneralizedRCNN.forward``; at inference with ``extra_pass_size`` set, the
+        images are read a second time at that size and each image's faces of both passes are
+        merged (:func:`merge_passes`)."""
+        if self.training or self.extra_pass_size is None:
+            return super().forward(images, targets)
+        from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+        # Both passes unpasted (box-sized masks), merged, then pasted once: pasting every
+        # candidate of both passes at full size first would cost gigabytes on a crowd picture.
+        passes = [(self.transform.min_size[-1], self.transform.max_size), self.extra_pass_size]
+        if passes[1][0] > passes[0][0]:  # the larger input first
+            passes.reverse()
+        found = []
+        for min_size, max_size in passes:
+            resized = [resize_for_detector(img, min_size, max_size) for img in images]
+            raw = self.detect_unpasted(resized)
+            for r, img, x in zip(raw, images, resized):
+                r["boxes"] = r["boxes"] * r["boxes"].new_tensor([img.shape[-1] / x.shape[-1],
+                                                                 img.shape[-2] / x.shape[-2]] * 2)
+            found.append(raw)
+        heads = self.roi_heads
+        out = []
+        for img, a, b in zip(images, *found):
+            m = merge_passes(a, b, self.merge_band, heads.nms_thresh, heads.detections_per_img)
+            m["labels"] = torch.ones(len(m["boxes"]), dtype=torch.int64, device=m["boxes"].device)
+            m["masks"] = paste_masks_in_image(m["masks"][:, None], m["boxes"], tuple(img.shape[-2:]))
+            out.append(m)
+        return out
 
     def detect_unpasted(self, images: List[torch.Tensor], score_thresh=None) -> List[Dict[str, torch.Tensor]]:
         """Inference without the model's own resize and without mask pasting (eval mode).
@@ -251,6 +335,8 @@ class FaceRCNN(GeneralizedRCNN):
             nms_thresh=m.NMS_THRESH,
             detections_per_img=m.DETECTIONS_PER_IMAGE,
             mask_thresh=m.MASK_THRESH,
+            extra_pass_size=list(m.EXTRA_PASS_SIZE) or None,
+            merge_band=list(m.MERGE_BAND),
         )
 
 

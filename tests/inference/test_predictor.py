@@ -106,6 +106,25 @@ def test_max_size_maps_back_to_original_pixels(tiny_files):
     assert p.detector.seen[-1] == (60, 80) and small.box == pytest.approx([20, 15, 40, 45])
 
 
+def test_two_pass_setting_matches_the_detector_and_adds_the_second_pass(tiny_files):
+    """MODEL.EXTRA_PASS_SIZE: the predictor (its own resize, unpasted masks) finds the same faces as
+    the detector's own two-pass forward, and they include faces of the second pass."""
+    opts = ["MODEL.EXTRA_PASS_SIZE", "[64, 96]", "MODEL.MERGE_BAND", "[8, 40]", "MODEL.DETECTIONS_PER_IMAGE", "6"]
+    p = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu", detector_opts=opts)
+    one = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu",
+                        detector_opts=["MODEL.DETECTIONS_PER_IMAGE", "6"])
+    img = _img(7, 120, 160)
+    faces = p(img, color="rgb")
+    with torch.no_grad():
+        ref = p.detector([torch.from_numpy(img).permute(2, 0, 1).float() / 255])[0]
+    keep = ref["scores"] >= p.score_thresh
+    assert len(faces) == int(keep.sum()) > 0
+    assert np.allclose([f.box for f in faces], ref["boxes"][keep].numpy(), atol=1e-2)
+    assert all(f.mask.shape == (120, 160) for f in faces)
+    single = {tuple(np.round(f.box, 1)) for f in one(img, color="rgb")}
+    assert {tuple(np.round(f.box, 1)) for f in faces} != single  # the second pass changed the faces
+
+
 def test_without_attribute_net(tiny_files):
     p = FacePredictor(detector_config=tiny_files.detector_config, detector_weights=tiny_files.detector_weights,
                       device="cpu", score_thresh=0.0)

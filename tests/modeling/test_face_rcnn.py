@@ -172,3 +172,59 @@ def test_load_imagenet_backbone_and_coco_like_detector(tmp_path, model):
     report = load_pretrained(model, str(tmp_path / "coco.pth"), "resnet18")
     assert "roi_heads.mask_head.0.0.weight" in report["loaded"]
     assert any(s.startswith("roi_heads.box_predictor.cls_score.weight") for s in report["skipped"])
+
+
+def test_merge_passes_keeps_each_size_from_its_pass():
+    from maskface.modeling.face_rcnn import merge_passes
+
+    def dets(boxes, scores):
+        boxes = torch.tensor(boxes, dtype=torch.float32)
+        return {"boxes": boxes, "scores": torch.tensor(scores), "labels": torch.ones(len(boxes), dtype=torch.int64),
+                "masks": torch.arange(len(boxes), dtype=torch.float32)[:, None] + 10 * scores[0]}
+
+    # enlarged pass: a 20 px face, a 100 px face (band) and a 300 px "face" (too large for it)
+    large = dets([[0, 0, 20, 20], [100, 100, 200, 200], [0, 0, 300, 300]], [0.9, 0.6, 0.99])
+    # 1x pass: the 20 px face (too small for it), the 100 px face scored higher, a 200 px face
+    small = dets([[1, 1, 21, 21], [102, 100, 202, 200], [300, 0, 500, 200]], [0.95, 0.8, 0.7])
+    out = merge_passes(large, small, band=(64, 128), nms_thresh=0.4, max_detections=10)
+    assert set(out) == {"boxes", "scores", "labels", "masks"}
+    got = [(b, round(s, 2)) for b, s in zip(out["boxes"].tolist(), out["scores"].tolist())]
+    # the 20 px face from the enlarged pass only; the 100 px face from whichever scores higher (the 1x
+    # pass, after NMS); the 200 px face from the 1x pass; the 300 px box of the enlarged pass dropped
+    assert got == [([0, 0, 20, 20], 0.9), ([102, 100, 202, 200], 0.8), ([300, 0, 500, 200], 0.7)]  # by score
+    assert out["masks"][:, 0].tolist() == [9.0, 10.5, 11.5]  # the per-face tensors follow their faces
+    assert merge_passes(large, small, (64, 128), 0.4, max_detections=1)["scores"].tolist() == [pytest.approx(0.9)]
+    with pytest.raises(ValueError, match="merge_band"):
+        merge_passes(large, small, (128, 64), 0.4, 10)
+
+
+def test_two_pass_inference_equals_merging_two_single_passes(model):
+    from maskface.modeling.face_rcnn import merge_passes
+
+    model.eval()
+    imgs = [torch.rand(3, 150, 200, generator=torch.Generator().manual_seed(1))]
+    t = model.transform
+    old = (model.roi_heads.score_thresh, t.min_size, t.max_size)
+    model.roi_heads.score_thresh = 0.0
+    try:
+        with torch.no_grad():
+            first = model(imgs)[0]
+            t.min_size, t.max_size = (48,), 64
+            second = model(imgs)[0]
+            t.min_size, t.max_size = old[1], old[2]
+            model.extra_pass_size, model.merge_band = (48, 64), (10.0, 40.0)
+            both = model(imgs)[0]
+    finally:
+        model.roi_heads.score_thresh, t.min_size, t.max_size = old
+        model.extra_pass_size, model.merge_band = None, (64.0, 128.0)
+    ref = merge_passes(first, second, (10, 40), model.roi_heads.nms_thresh, model.roi_heads.detections_per_img)
+    assert len(both["boxes"]) == len(ref["boxes"]) > 0
+    assert torch.allclose(both["boxes"], ref["boxes"], atol=1e-3) and torch.allclose(both["scores"], ref["scores"], atol=1e-5)
+    assert both["masks"].shape[1:] == (1, 150, 200)
+
+
+def test_extra_pass_size_is_checked():
+    cfg_kwargs = dict(backbone=build_backbone("resnet18", norm="GN", fpn_channels=16))
+    with pytest.raises(ValueError, match="extra_pass_size"):
+        FaceRCNN(**cfg_kwargs, extra_pass_size=(640, 480))
+    assert FaceRCNN(**cfg_kwargs, extra_pass_size=[]).extra_pass_size is None

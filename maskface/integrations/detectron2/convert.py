@@ -288,13 +288,18 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
     this package's modeling module imported (registry names ``MaskFaceAnchorGenerator``,
     ``FaceROIHeads``, ``build_mobilenet_ssh_backbone``, ``PerLevelRPNHead``).
     MaskFace-only training augmentations (square crops, close-ups, copy-paste, colour jitter) have no
-    Detectron2 key and are left out.
+    Detectron2 key and are left out, and so is a second inference pass (``MODEL.EXTRA_PASS_SIZE``,
+    the crowd setting's 1x pass): the Detectron2 model reads each image once, at ``MIN_SIZE``
+    (logged as a warning).
     """
     from maskface.modeling.backbone import SSH_BACKBONES
 
     if resize not in RESIZES:
         raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
     m = cfg.MODEL
+    if len(m.EXTRA_PASS_SIZE):
+        logger.warning("MODEL.EXTRA_PASS_SIZE %s has no Detectron2 counterpart: the Detectron2 model reads each "
+                       "image once, at MODEL.MIN_SIZE %d", list(m.EXTRA_PASS_SIZE), int(m.MIN_SIZE))
     backbone = m.BACKBONE
     _check_backbone(backbone)
     ssh = backbone in SSH_BACKBONES
