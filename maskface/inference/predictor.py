@@ -564,6 +564,9 @@ class FacePredictor:
         Returns ``(rgbs, borders, per_image, (preprocess_s, detector_s, postprocess_s))``: the
         images the detector saw (padded or not), per image ``(px, py, w, h)`` or ``None`` (no
         border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
+        With ``MODEL.EXTRA_PASS_SIZE`` (the crowd setting) each image is also read at that size
+        and both passes' faces are merged (:func:`~maskface.modeling.face_rcnn.merge_passes`)
+        before their masks are pasted.
         """
         from maskface.modeling.face_rcnn import merge_passes, resize_for_detector
 
