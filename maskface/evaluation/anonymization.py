@@ -163,9 +163,9 @@ def evaluate_anonymization(predictor, records: List[dict], regions: Sequence[str
                     raise ValueError(f"face_reference gave a {outline.shape} outline for a {h}x{w} image")
                 has_outline = bool(outline.any())
                 no_outline += not has_outline
-                neck = below_outline(outline)
-                parts = {"inside_outline": gt & outline, "above_jaw": gt & ~neck}
                 if has_outline:
+                    neck = below_outline(outline)
+                    parts = {"inside_outline": gt & outline, "above_jaw": gt & ~neck}
                     for k, part in parts.items():
                         ref_gt[k] += int(part.sum())
             for s in settings:

@@ -50,13 +50,6 @@ DETECTOR_BACKENDS = ("maskface", "detectron2")
 ImageInput = Union[str, Path, np.ndarray]
 
 
-def _in_pixels_of(rgb: np.ndarray, out: Dict[str, torch.Tensor], tensor: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """Detections on ``tensor`` (the image resized) with their boxes in ``rgb``'s pixels."""
-    scale = torch.tensor([rgb.shape[1] / tensor.shape[-1], rgb.shape[0] / tensor.shape[-2]] * 2,
-                         device=out["boxes"].device, dtype=out["boxes"].dtype)
-    return {**out, "boxes": out["boxes"] * scale}
-
-
 def _is_single(inputs: Any) -> bool:
     if isinstance(inputs, (str, Path)):
         return True
@@ -565,10 +558,10 @@ class FacePredictor:
         images the detector saw (padded or not), per image ``(px, py, w, h)`` or ``None`` (no
         border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
         With ``MODEL.EXTRA_PASS_SIZE`` (the crowd setting) each image is also read at that size
-        and both passes' faces are merged (:func:`~maskface.modeling.face_rcnn.merge_passes`)
+        and both passes' faces are merged (:func:`~maskface.modeling.face_rcnn.merge_pass_outputs`)
         before their masks are pasted.
         """
-        from maskface.modeling.face_rcnn import merge_passes, resize_for_detector
+        from maskface.modeling.face_rcnn import merge_pass_outputs, resize_for_detector
 
         cuda = self.device.type == "cuda"
         unpasted = hasattr(self.detector, "detect_unpasted")
@@ -609,12 +602,9 @@ class FacePredictor:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
         if outputs2:  # both passes in the image's pixels, merged, then post-processed as one
-            merged = []
-            for rgb, a, ta, b, tb in zip(rgbs, outputs, tensors, outputs2, tensors2):
-                a, b = _in_pixels_of(rgb, a, ta), _in_pixels_of(rgb, b, tb)
-                large, small = (a, b) if ta.shape[-1] >= tb.shape[-1] else (b, a)
-                merged.append(merge_passes(large, small, m.MERGE_BAND, m.NMS_THRESH, m.DETECTIONS_PER_IMAGE))
-            outputs, tensors = merged, [None] * len(merged)
+            outputs = merge_pass_outputs(outputs, tensors, outputs2, tensors2, [rgb.shape[:2] for rgb in rgbs],
+                                         m.MERGE_BAND, m.NMS_THRESH, m.DETECTIONS_PER_IMAGE)
+            tensors = [None] * len(outputs)
         per_image = [self._postprocess(rgb, out, *((1.0, 1.0) if t is None else
                                                    (rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])))
                      for rgb, out, t in zip(rgbs, outputs, tensors)]

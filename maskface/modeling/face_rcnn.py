@@ -105,6 +105,25 @@ def merge_passes(large: Dict[str, torch.Tensor], small: Dict[str, torch.Tensor],
     return {k: v[keep] for k, v in merged.items()}
 
 
+def merge_pass_outputs(first: Sequence[Dict[str, torch.Tensor]], first_inputs: Sequence[torch.Tensor],
+                       second: Sequence[Dict[str, torch.Tensor]], second_inputs: Sequence[torch.Tensor],
+                       sizes: Sequence[Sequence[int]], band: Sequence[float], nms_thresh: float,
+                       max_detections: int) -> List[Dict[str, torch.Tensor]]:
+    """:meth:`FaceRCNN.detect_unpasted` outputs of two passes over the same images, merged per
+    image (:func:`merge_passes`) with boxes in the pixels of an image of ``sizes[i]`` = ``(H, W)``.
+
+    ``first_inputs`` / ``second_inputs`` are the ``(3, h, w)`` tensors each pass read (their
+    sizes give the box scale and which pass read the image larger); masks stay box-sized.
+    """
+    merged = []
+    for a, xa, b, xb, (h, w) in zip(first, first_inputs, second, second_inputs, sizes):
+        a, b = ({**o, "boxes": o["boxes"] * o["boxes"].new_tensor([w / x.shape[-1], h / x.shape[-2]] * 2)}
+                for o, x in ((a, xa), (b, xb)))
+        large, small = (a, b) if xa.shape[-1] >= xb.shape[-1] else (b, a)
+        merged.append(merge_passes(large, small, band, nms_thresh, max_detections))
+    return merged
+
+
 class FaceRCNN(GeneralizedRCNN):
     """Mask R-CNN for faces.
 
@@ -227,24 +246,15 @@ class FaceRCNN(GeneralizedRCNN):
 
         # Both passes unpasted (box-sized masks), merged, then pasted once: pasting every
         # candidate of both passes at full size first would cost gigabytes on a crowd picture.
-        passes = [(self.transform.min_size[-1], self.transform.max_size), self.extra_pass_size]
-        if passes[1][0] > passes[0][0]:  # the larger input first
-            passes.reverse()
-        found = []
-        for min_size, max_size in passes:
-            resized = [resize_for_detector(img, min_size, max_size) for img in images]
-            raw = self.detect_unpasted(resized)
-            for r, img, x in zip(raw, images, resized):
-                r["boxes"] = r["boxes"] * r["boxes"].new_tensor([img.shape[-1] / x.shape[-1],
-                                                                 img.shape[-2] / x.shape[-2]] * 2)
-            found.append(raw)
+        first = [resize_for_detector(img, self.transform.min_size[-1], self.transform.max_size) for img in images]
+        second = [resize_for_detector(img, *self.extra_pass_size) for img in images]
+        sizes = [tuple(img.shape[-2:]) for img in images]
         heads = self.roi_heads
-        out = []
-        for img, a, b in zip(images, *found):
-            m = merge_passes(a, b, self.merge_band, heads.nms_thresh, heads.detections_per_img)
+        out = merge_pass_outputs(self.detect_unpasted(first), first, self.detect_unpasted(second), second, sizes,
+                                 self.merge_band, heads.nms_thresh, heads.detections_per_img)
+        for m, size in zip(out, sizes):
             m["labels"] = torch.ones(len(m["boxes"]), dtype=torch.int64, device=m["boxes"].device)
-            m["masks"] = paste_masks_in_image(m["masks"][:, None], m["boxes"], tuple(img.shape[-2:]))
-            out.append(m)
+            m["masks"] = paste_masks_in_image(m["masks"][:, None], m["boxes"], size)
         return out
 
     def detect_unpasted(self, images: List[torch.Tensor], score_thresh=None) -> List[Dict[str, torch.Tensor]]:
