@@ -2,6 +2,7 @@
 """Benchmark MaskFace models. One subcommand per stage:
 
   detector    inference ms/image (batch 1 and 8) and training images/s of the face Mask R-CNN
+  stages      where one detector call's time goes (backbone, RPN, RoIAlign, heads, NMS, pasting), YuNet beside it
   pipeline    end-to-end FacePredictor images/s (batch 1 and 8) with its per-stage split
   attributes  attribute stage (masked crops + net + decode) faces/s (batch 1 and 32), per-trunk cost
   video       frames/s of the video loop (decode, batched prediction, tracking) on a synthetic clip
@@ -161,7 +162,7 @@ def run_detector(args) -> int:
     for dev_name in devices:
         device = torch.device(dev_name)
         try:
-            model = load_detector(cfg, args.weights, device)
+            model = load_detector(cfg, args.weights, device, fast=True)
         except (FileNotFoundError, RuntimeError) as e:
             print(f"benchmark.py detector: {e}", file=sys.stderr)
             return 1
@@ -690,8 +691,106 @@ def run_anonymize(args) -> int:
     return 0
 
 
-SUBCOMMANDS: List[Callable] = [add_detector_parser, add_pipeline_parser, add_attributes_parser, add_video_parser,
-                               add_anonymize_parser]
+STAGES_EPILOG = """\
+examples:
+  # the shipped detector on the sample at 640x480, YuNet on the same picture in the same run
+  python tools/benchmark.py stages --threads 2 --yunet ../shared/weights/yunet_n_dynamic.onnx
+  # a 1024x768 group photo read at its own size (the native setting): ms and ms per megapixel
+  python tools/benchmark.py stages --detector-config configs/maskface_MV1_SSH_native.yaml \\
+      --image group.jpg --input-size 1024x768 --threads 2
+
+Stages (median ms over --iters calls, batch 1): preprocess (resize, uint8 -> float), backbone, rpn
+(objectness, anchor decoding, proposal NMS), box / mask RoIAlign, box / mask heads and predictors,
+other (normalisation, padding, box decoding and NMS), paste (box-sized masks -> picture masks).
+Faces under the score threshold never reach the mask head. PyTorch only: the ONNX graph runs as
+one call (benchmark.py pipeline --runtime onnxruntime times it).
+"""
+
+
+def add_stages_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "stages",
+        help="where the detector's time goes (backbone, RPN, RoIAlign, heads, NMS, pasting); YuNet beside it",
+        description="Time each stage of one detector call on a picture, with the optimisations the predictor "
+        "uses (folded norms, channels-last), and optionally YuNet on the same picture.",
+        epilog=STAGES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--detector-config", default=None, metavar="YAML",
+                   help="detector config (default: the zoo's maskface-lite), e.g. configs/maskface_MV1_SSH_native.yaml")
+    p.add_argument("--weights", default=None, metavar="PTH",
+                   help="detector checkpoint (default: the zoo model's weights for a zoo config)")
+    p.add_argument("--image", default=None, metavar="PATH", help="picture (default samples/faces.jpg)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH",
+                   help="resize the picture to W x H first, or 'own' to keep its size (default 640x480)")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu | cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's default)")
+    p.add_argument("--iters", type=int, default=20, metavar="N", help="timed calls (default 20)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed calls first (default 3)")
+    p.add_argument("--score-thresh", type=float, default=None, metavar="S", help="operating threshold (default: the config's)")
+    p.add_argument("--no-optimize", action="store_true", help="time the model as trained (norms not folded, NCHW)")
+    p.add_argument("--yunet", default=None, metavar="ONNX",
+                   help="also time YuNet (OpenCV) on the same picture, e.g. ../shared/weights/yunet_n_dynamic.onnx")
+    p.add_argument("--json", default="", metavar="FILE", help="also write the results as JSON to FILE ('-' = stdout)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides, e.g. MODEL.RPN_SCORE_THRESH_TEST 0.3")
+    p.set_defaults(func=run_stages)
+
+
+def run_stages(args) -> int:
+    import torch
+
+    from maskface.config import get_cfg, setup_cfg
+    from maskface.engine.benchmark import benchmark_image, detector_stage_times, parse_size, peer_times
+    from maskface.model_zoo import DEFAULT_MODEL, get_model, model_for_config
+    from maskface.modeling.face_rcnn import load_detector
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        config = args.detector_config or get_model(DEFAULT_MODEL).config_path("detector")
+        weights = args.weights
+        if weights is None:
+            name = model_for_config(config)
+            if name is None:
+                print(f"benchmark.py stages: {config} is no zoo config; give --weights", file=sys.stderr)
+                return 2
+            weights = get_model(name).weights_path("detector")
+        cfg = setup_cfg(get_cfg(), config, list(args.opts))
+        size = None if args.input_size == "own" else parse_size(args.input_size)
+        rgb, shown = benchmark_image(args.image, *(size or (None, None)))
+        model = load_detector(cfg, weights, args.device, fast=not args.no_optimize)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        print(f"benchmark.py stages: {e}", file=sys.stderr)
+        return 1
+    thresh = float(cfg.MODEL.SCORE_THRESH if args.score_thresh is None else args.score_thresh)
+    r = detector_stage_times(model, rgb, score_thresh=thresh, mask_thresh=float(cfg.MODEL.MASK_THRESH),
+                             iters=args.iters, warmup=args.warmup)
+    mp = rgb.shape[0] * rgb.shape[1] / 1e6
+    print(f"{config}: {shown}, read at {r['input']}, {r['faces']} faces >= {thresh:g}, {r['proposals']} proposals; "
+          + _env_line(_env_info(args.device)))
+    rows = [{"stage": k, "ms": v, "share": 100 * v / r["total_ms"]} for k, v in r["stages"].items()]
+    rows.append({"stage": "total", "ms": r["total_ms"], "share": 100.0})
+    result = {"config": config, "weights": str(weights), "image": shown, **r, "ms_per_megapixel": r["total_ms"] / mp}
+    if args.yunet:
+        from maskface.evaluation.peers import build_peer
+
+        try:
+            y = peer_times(build_peer("yunet", args.yunet), rgb, iters=args.iters, warmup=args.warmup)
+        except (FileNotFoundError, RuntimeError) as e:
+            print(f"benchmark.py stages: {e}", file=sys.stderr)
+            return 1
+        rows.append({"stage": "YuNet (same picture)", "ms": y["total_ms"], "share": None})
+        result["yunet"] = {**y, "ms_per_megapixel": y["total_ms"] / mp}
+    print(_table(rows, [("stage", "stage", "{}"), ("ms", "ms", "{:.1f}"), ("%", "share", "{:.0f}")]))
+    print(f"MaskFace detector: {r['total_ms'] / mp:.0f} ms per megapixel of the picture"
+          + (f"; YuNet {result['yunet']['ms_per_megapixel']:.0f}" if args.yunet else ""))
+    if args.json:
+        _write_json(args.json, {"info": _env_info(args.device), "results": result})
+    return 0
+
+
+SUBCOMMANDS: List[Callable] = [add_detector_parser, add_stages_parser, add_pipeline_parser, add_attributes_parser,
+                               add_video_parser, add_anonymize_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -700,6 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark MaskFace models; see 'benchmark.py COMMAND --help' for each command.",
         epilog="examples:\n"
         "  python tools/benchmark.py detector --config-file configs/maskface_R18_FPN_lite.yaml --json bench.json\n"
+        "  python tools/benchmark.py stages --threads 2 --yunet ../shared/weights/yunet_n_dynamic.onnx\n"
         "  python tools/benchmark.py pipeline --device cpu --json bench_pipeline.json\n"
         "  python tools/benchmark.py attributes --device cpu --json bench_attributes.json\n"
         "  python tools/benchmark.py video --device cpu --batch-size 8 --json bench_video.json\n"

@@ -31,6 +31,7 @@ from maskface.data.converters.ops import (  # noqa: E402
     image_path,
     load_coco,
     merge_coco,
+    resize_coco,
     split_coco,
 )
 from maskface.data.converters.to_labelme import coco_to_labelme  # noqa: E402
@@ -53,6 +54,7 @@ EXAMPLES = """examples:
   %(prog)s merge data_coco/a.json data_coco/b.json -o data_coco/all.json
   %(prog)s split data_coco/lfw_parts.json --val-fraction 0.15 --seed 0
   %(prog)s stats data_coco/lfw_parts.json --json lfw_stats.json
+  %(prog)s resize data_coco/wider_val_val.json --factor 1.6 --image-dir data_x1.6/ -o data_coco/wider_val_val_x1.6.json
 """
 
 
@@ -223,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", help="val output (default: INPUT with _val before .json)")
     _verbose(p)
 
+    p = _kind(sub, "resize", "scale every image (and its boxes and masks) by a factor",
+              "resize wider_val_val.json --factor 1.6 --image-dir wider_x1.6/ -o wider_val_val_x1.6.json")
+    p.add_argument("input", help="COCO face JSON")
+    p.add_argument("--factor", type=float, required=True,
+                   help="scale, > 0: e.g. 1.6 reads WIDER FACE's 640 px copies at a photo's ~1024 px")
+    p.add_argument("--image-dir", required=True,
+                   help="folder for the resized images (relative paths kept; images already there at the right "
+                        "size are reused, so a cut run resumes)")
+    _common(p, converter=False)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     p = _kind(sub, "stats", "statistics of a COCO face file", "stats lfw_parts.json --json lfw_stats.json")
     p.add_argument("input", help="COCO face JSON")
     p.add_argument("--json", help="also write the statistics as JSON to this file")
@@ -306,7 +319,9 @@ def run(args: argparse.Namespace) -> int:
         count = coco_to_labelme(load_coco(args.input, args.image_root), args.output, limit=args.limit)
         print(f"wrote {count} labelme files under {args.output}")
         return 0
-    if args.kind == "merge":
+    if args.kind == "resize":
+        data = resize_coco(load_coco(args.input), args.factor, args.image_dir, progress=not args.no_progress)
+    elif args.kind == "merge":
         data = merge_coco([load_coco(p) for p in args.input], names=[Path(p).stem for p in args.input])
     else:
         data = convert(args)

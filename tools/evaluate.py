@@ -126,7 +126,7 @@ def run_detection(args) -> int:
             model = build_peer(args.peer, args.peer_weights, upscale=args.peer_upscale)
         else:
             device = resolve_device(args.device or cfg.MODEL.DEVICE)
-            model = load_detector(cfg, weights, device)
+            model = load_detector(cfg, weights, device, fast=True)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         print(f"evaluate.py detection: {e}", file=sys.stderr)
         return 1

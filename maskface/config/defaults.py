@@ -32,18 +32,29 @@ def get_cfg() -> CfgNode:
                 "RPN_IOU_THRESHOLDS": [0.3, 0.7],  # anchor IoU: background below the first, face from the second
                 "MIN_SIZE": 800,  # px, shorter side at inference / evaluation (training: INPUT.MIN_SIZE_TRAIN)
                 "MAX_SIZE": 1333,  # px, longer side cap at inference / evaluation
+                # how pictures are read (maskface/modeling/read_plan.py): "shorter_side" brings every
+                # picture's shorter side to MIN_SIZE (up or down); "native" reads it at its own size,
+                # enlarging pictures whose shorter side is under MIN_SIZE, capping the longer at MAX_SIZE
+                "RESIZE": "shorter_side",
+                # with RESIZE "native": pictures larger than MAX_SIZE are read in MAX_SIZE tiles at their
+                # own size (overlap 2 x MERGE_BAND[1]) plus once whole, shrunk, for the large faces;
+                # False: shrunk to MAX_SIZE
+                "TILE": False,
                 # [shorter side, longer cap] px of a second inference pass merged with the first;
                 # [] = one pass. The crowd setting reads pictures 3x enlarged and adds a 1x pass for
                 # the large faces that the enlargement pushes past the anchors.
                 "EXTRA_PASS_SIZE": [],
-                # px (face size sqrt(w*h) in the original image): with an extra pass, faces under
-                # the band come from the pass with the larger input only, faces over it from the
-                # other pass only, and inside it both passes' faces compete in NMS
+                # px (face size sqrt(w*h) in the original image): with an extra pass (or tiles), faces
+                # under the band come from the pass with the larger input (the tiles) only, faces over
+                # it from the other pass only, and inside it both passes' faces compete in NMS
                 "MERGE_BAND": [64, 128],
                 "RPN_PRE_NMS_TOP_N_TRAIN": 2000,  # proposals kept per FPN level before NMS (training)
                 "RPN_PRE_NMS_TOP_N_TEST": 1000,  # same, at inference
                 "RPN_POST_NMS_TOP_N_TRAIN": 2000,  # proposals per image after NMS (training)
                 "RPN_POST_NMS_TOP_N_TEST": 1000,  # same, at inference: the main speed knob of the RoI heads
+                # objectness probability below which proposals are dropped at inference (the best 16
+                # always kept): pictures with few faces send few RoIs to the box head; 0 = off
+                "RPN_SCORE_THRESH_TEST": 0.0,
                 "BOX_BATCH_SIZE_PER_IMAGE": 512,  # RoIs sampled per image for the box head
                 "BOX_HEAD_DIM": 1024,  # width of the two FC layers of the box head
                 "MASK_HEAD_DIM": 256,  # width of the four 3x3 convs of the mask head

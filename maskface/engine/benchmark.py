@@ -525,3 +525,107 @@ def benchmark_anonymize(anonymizer, image_bgr: np.ndarray, faces: Sequence, *, i
     res.update({"method": anonymizer.method, "region": anonymizer.region, "faces": len(faces),
                 "input": f"{w}x{h}", "iters": iters})
     return res
+
+
+# --- where the detector's time goes ------------------------------------------------------------------
+
+#: Stages timed by :func:`detector_stage_times`, in pipeline order: attribute path of the module
+#: inside :class:`~maskface.modeling.face_rcnn.FaceRCNN` (timed by forward hooks) or a pseudo-stage.
+DETECTOR_STAGES = (
+    ("preprocess", None),  # resize to the detector's input, uint8 -> float (FacePredictor's part)
+    ("backbone", "backbone"),
+    ("rpn", "rpn"),  # objectness + box deltas, anchor decoding, proposal NMS
+    ("box_roialign", "roi_heads.box_roi_pool"),
+    ("box_head", "roi_heads.box_head"),
+    ("box_predictor", "roi_heads.box_predictor"),
+    ("mask_roialign", "roi_heads.mask_roi_pool"),
+    ("mask_head", "roi_heads.mask_head"),
+    ("mask_predictor", "roi_heads.mask_predictor"),
+    ("other", None),  # normalisation, padding, box decoding + NMS, mask sigmoid (the rest of detect_unpasted)
+    ("paste", None),  # box-sized masks -> full-picture masks (maskface.inference.masks.paste_masks)
+)
+
+
+@torch.inference_mode()
+def detector_stage_times(model: torch.nn.Module, image_rgb: np.ndarray, *, score_thresh: float = 0.5,
+                         mask_thresh: float = 0.5, iters: int = 10, warmup: int = 2) -> Dict[str, Any]:
+    """Median milliseconds per stage of one MaskFace detector call on a picture (CPU or CUDA).
+
+    Args:
+        model: a :class:`~maskface.modeling.face_rcnn.FaceRCNN` in eval mode (optimised or not).
+        image_rgb: ``H x W x 3`` uint8 RGB, read by the model's :meth:`read_plan` (one pass
+            expected: tiles and extra passes are timed as a whole in ``total``).
+        score_thresh / mask_thresh: as the predictor applies them (faces under ``score_thresh``
+            never reach the mask head).
+
+    Returns:
+        ``{"stages": {name: ms}, "total_ms": ms, "faces": N, "proposals": P, "input": "WxH"}``;
+        stages follow :data:`DETECTOR_STAGES` and add up to ``total_ms`` (``other`` is the rest).
+    """
+    from maskface.inference.masks import paste_masks
+    from maskface.modeling.read_plan import resize_image
+
+    device = next(model.parameters()).device
+    hooks, spans = [], defaultdict(list)
+    for name, path in DETECTOR_STAGES:
+        if path is None:
+            continue
+        module = model.get_submodule(path)
+        start = {}
+
+        def pre(_m, _i, name=name, start=start):
+            _sync(device)
+            start["t"] = time.perf_counter()
+
+        def post(_m, _i, out, name=name, start=start):
+            _sync(device)
+            spans[name].append(time.perf_counter() - start["t"])
+            if name == "rpn":
+                spans["_proposals"].append(float(sum(len(p) for p in out[0])))
+
+        hooks += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    plan = model.read_plan()
+    h, w = image_rgb.shape[:2]
+    rows: List[Dict[str, float]] = []
+    try:
+        for i in range(warmup + iters):
+            spans.clear()
+            t0 = time.perf_counter()
+            x = torch.from_numpy(image_rgb).to(device).permute(2, 0, 1).float().div_(255.0)
+            x = resize_image(x, plan.scale(h, w), antialias=plan.resize == "native")
+            _sync(device)
+            t1 = time.perf_counter()
+            out = model.detect_unpasted([x], score_thresh=score_thresh)[0]
+            _sync(device)
+            t2 = time.perf_counter()
+            sx, sy = w / x.shape[-1], h / x.shape[-2]
+            boxes = (out["boxes"] * out["boxes"].new_tensor([sx, sy, sx, sy])).cpu().numpy()
+            paste_masks(out["masks"].float().cpu().numpy(), boxes, h, w, mask_thresh)
+            t3 = time.perf_counter()
+            if i < warmup:
+                continue
+            row = {"preprocess": t1 - t0, "paste": t3 - t2}
+            row.update({k: sum(v) for k, v in spans.items() if not k.startswith("_")})
+            row["other"] = (t2 - t1) - sum(row[k] for k, p in DETECTOR_STAGES if p is not None)
+            row["_faces"], row["_proposals"] = float(len(out["boxes"])), spans["_proposals"][0]
+            rows.append(row)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    med = {k: float(np.median([r[k] for r in rows])) * 1e3 for k, _ in DETECTOR_STAGES}
+    return {"stages": med, "total_ms": float(np.median([sum(r[k] for k, _ in DETECTOR_STAGES) for r in rows])) * 1e3,
+            "faces": int(rows[-1]["_faces"]), "proposals": int(rows[-1]["_proposals"]),
+            "input": f"{x.shape[-1]}x{x.shape[-2]}"}
+
+
+def peer_times(peer: torch.nn.Module, image_rgb: np.ndarray, *, iters: int = 10, warmup: int = 2) -> Dict[str, Any]:
+    """Median milliseconds of a public detector (:mod:`maskface.evaluation.peers`) on the same
+    picture, for a side-by-side row: ``{"total_ms": ms, "faces": N}`` (faces at its operating
+    threshold are not applied here: all it returns)."""
+    times, n = [], 0
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        n = len(peer.detect(image_rgb)["boxes"])
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"total_ms": float(np.median(times)) * 1e3, "faces": n}

@@ -108,10 +108,10 @@ def add_detection_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--mask-thresh", type=float,
                        help="mask probability threshold (config MODEL.MASK_THRESH), e.g. --mask-thresh 0.4")
     group.add_argument("--max-size", type=int,
-                       help="longest image side processed, px (default: the config's MODEL.MAX_SIZE); larger "
-                            "images are shrunk and results mapped back to original pixels. The detector's own "
-                            "resize still applies: for more detail on big images raise MODEL.MIN_SIZE too "
-                            "(--opts), e.g. --max-size 1280")
+                       help="longest image side read whole, px (default: the config's MODEL.MAX_SIZE); larger "
+                            "images are shrunk, or with a tiling config (configs/maskface_MV1_SSH_native.yaml: "
+                            "group photos, 4K frames) read in tiles of this size at their own resolution plus "
+                            "once shrunk; results are mapped back to original pixels, e.g. --max-size 1280")
     group.add_argument("--pad", type=float, default=0.0, metavar="FRAC",
                        help="grey border added on each side of every image before detection, as a fraction of "
                             "its size (e.g. 0.25): for face chips that the face fills to the edge, which the "

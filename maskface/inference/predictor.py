@@ -25,10 +25,11 @@ float rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ from maskface.inference.image_io import load_image, resize_max_side, to_rgb_arra
 from maskface.inference.masks import paste_masks
 from maskface.inference.padding import check_pad, pad_image, unpad_face
 from maskface.inference.results import Face, ImageResult
+
+if TYPE_CHECKING:
+    from maskface.modeling.read_plan import ReadPlan
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +92,9 @@ class FacePredictor:
         score_thresh: detections below this score are dropped (default: the config's
             ``MODEL.SCORE_THRESH``).
         mask_thresh: mask probability that makes a pixel part of the face (``MODEL.MASK_THRESH``).
-        max_size: longest image side processed, px. Larger images are shrunk before the
-            detector, and boxes / masks mapped back to original pixels. Default: the config's
+        max_size: longest image side read whole, px. Larger images are shrunk before the
+            detector (or, with ``MODEL.TILE``, read in tiles of this size at their own resolution
+            plus once shrunk), and boxes / masks mapped back to original pixels. Default: the config's
             ``MODEL.MAX_SIZE``.
         detector_opts / attribute_opts: ``["KEY", "VALUE", ...]`` config overrides.
         attributes: ``False`` skips the attribute net even when weights are available.
@@ -177,6 +182,14 @@ class FacePredictor:
             from maskface.model_zoo import DEFAULT_MODEL
 
             model = DEFAULT_MODEL
+        elif model is None and detector_weights is None and isinstance(detector_config, (str, Path)) \
+                and not detectron2:
+            from maskface.model_zoo import model_for_config
+
+            model = model_for_config(detector_config)  # a zoo config (or a variant of one): its weights
+            if model is not None:
+                logger.info("%s is model %r's config (or based on it): using that model's weights", detector_config,
+                            model)
         entry = None
         if model is not None:
             from maskface.model_zoo import get_model
@@ -193,8 +206,8 @@ class FacePredictor:
                     attribute_weights = entry.weights_path("attribute")
         self._loaded_name = model
         if detector_weights is None and not detectron2:
-            raise ValueError("FacePredictor: no detector weights; pass detector_weights=PATH or a model-zoo name "
-                             "(model='maskface-lite')")
+            raise ValueError(f"FacePredictor: no detector weights for {detector_config}: it is no model-zoo config "
+                             "nor based on one; pass detector_weights=PATH or a model-zoo name (model='maskface-lite')")
         if not attributes:
             attribute_weights = None
         if attribute_config is not None and attribute_weights is None and attributes and entry is None:
@@ -230,7 +243,7 @@ class FacePredictor:
             from maskface.modeling.face_rcnn import load_detector
 
             if not detectron2:
-                self.detector = load_detector(self.cfg, str(detector_weights), self.device)
+                self.detector = load_detector(self.cfg, str(detector_weights), self.device, fast=True)
             if attribute_weights is not None:
                 self.attribute_net = load_attribute_net(str(attribute_weights), self.device, cfg=self.attr_cfg)[0]
         self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
@@ -398,6 +411,8 @@ class FacePredictor:
         elif hasattr(self.detector, "max_size") and hasattr(self.detector, "min_size"):  # Detectron2Detector
             self.detector.max_size = self._max_size
             self.detector.min_size = min(self._cfg_min_size, self._max_size)
+        if hasattr(self.detector, "detect_unpasted"):
+            self.read_plan()  # a size the reading rule cannot use (tiles smaller than their overlap) fails here
 
     @property
     def pad(self) -> float:
@@ -551,62 +566,56 @@ class FacePredictor:
         }
         return results
 
+    def read_plan(self) -> "ReadPlan":
+        """How pictures are read now (:mod:`maskface.modeling.read_plan`): the config's rule with
+        the current ``max_size`` (``MODEL.MIN_SIZE`` and the extra pass capped by it)."""
+        from maskface.modeling.read_plan import ReadPlan
+
+        plan = ReadPlan.from_config(self.cfg, max_size=self.max_size)
+        extra = plan.extra_pass_size
+        return dataclasses.replace(plan, min_size=min(self._cfg_min_size, self.max_size),
+                                   extra_pass_size=None if extra is None else
+                                   tuple(min(v, self.max_size) for v in extra))
+
     def _detect(self, originals: List[np.ndarray], pad: float):
         """Detector pass over RGB images, each given a grey border of ``pad`` first when > 0.
 
         Returns ``(rgbs, borders, per_image, (preprocess_s, detector_s, postprocess_s))``: the
         images the detector saw (padded or not), per image ``(px, py, w, h)`` or ``None`` (no
         border), and :meth:`_postprocess`'s output per image, in the padded image's pixels.
-        With ``MODEL.EXTRA_PASS_SIZE`` (the crowd setting) each image is also read at that size
-        and both passes' faces are merged (:func:`~maskface.modeling.face_rcnn.merge_pass_outputs`)
-        before their masks are pasted.
+        Pictures are read by :meth:`read_plan` (own size or resized, tiles, a second pass),
+        and the faces of all passes merged before their masks are pasted.
         """
-        from maskface.modeling.face_rcnn import merge_pass_outputs, resize_for_detector
-
         cuda = self.device.type == "cuda"
         unpasted = hasattr(self.detector, "detect_unpasted")
-        m = self.cfg.MODEL
-        # a second pass (MODEL.EXTRA_PASS_SIZE) for detectors whose resize is done here (both runtimes)
-        extra = tuple(min(int(v), self.max_size) for v in m.EXTRA_PASS_SIZE) if unpasted and m.EXTRA_PASS_SIZE \
-            else None
+        plan = self.read_plan() if unpasted else None
         t0 = time.perf_counter()
-        rgbs, tensors, tensors2, borders = [], [], [], []
+        rgbs, tensors, borders = [], [], []
         for rgb in originals:
             border = None
             if pad > 0:
                 h, w = rgb.shape[:2]
                 rgb, (px, py) = pad_image(rgb, pad)
                 border = (px, py, w, h)
-            small, _ = resize_max_side(rgb, self.max_size)
+            # tiles read the picture at its own size; otherwise shrink it here first (area filter)
+            small = rgb if plan is not None and plan.tile else resize_max_side(rgb, self.max_size)[0]
             t = torch.from_numpy(small).to(self.device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
-            if extra:
-                tensors2.append(resize_for_detector(t, *extra))
-            if unpasted:  # the detector's own resize, done here (shared by both runtimes)
-                t = resize_for_detector(t, min(self._cfg_min_size, self.max_size), self.max_size)
             tensors.append(t)
             rgbs.append(rgb)
             borders.append(border)
         if cuda:
             torch.cuda.synchronize(self.device)
         t1 = time.perf_counter()
-        outputs2 = []
         if not tensors:
             outputs = []
-        elif unpasted:
-            outputs = self.detector.detect_unpasted(tensors, score_thresh=self.score_thresh)
-            if extra:
-                outputs2 = self.detector.detect_unpasted(tensors2, score_thresh=self.score_thresh)
+        elif unpasted:  # the reading plan, shared by both runtimes and the evaluation
+            outputs = plan.detect(self.detector.detect_unpasted, tensors, score_thresh=self.score_thresh)
         else:  # any detector with the documented model(images) interface (masks pasted by it)
             outputs = self.detector(tensors)
         if cuda:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
-        if outputs2:  # both passes in the image's pixels, merged, then post-processed as one
-            outputs = merge_pass_outputs(outputs, tensors, outputs2, tensors2, [rgb.shape[:2] for rgb in rgbs],
-                                         m.MERGE_BAND, m.NMS_THRESH, m.DETECTIONS_PER_IMAGE)
-            tensors = [None] * len(outputs)
-        per_image = [self._postprocess(rgb, out, *((1.0, 1.0) if t is None else
-                                                   (rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])))
+        per_image = [self._postprocess(rgb, out, rgb.shape[1] / t.shape[-1], rgb.shape[0] / t.shape[-2])
                      for rgb, out, t in zip(rgbs, outputs, tensors)]
         if cuda:
             torch.cuda.synchronize(self.device)

@@ -183,6 +183,33 @@ def get_model(name: str, models_json: Optional[os.PathLike] = None) -> ModelEntr
 # integrity ---------------------------------------------------------------------------------------
 
 
+def model_for_config(config: os.PathLike, models_json: Optional[os.PathLike] = None) -> Optional[str]:
+    """The zoo model whose detector config is ``config`` or one of the files it inherits from
+    (``_BASE_``, followed recursively), so that a zoo config variant (the crowd setting) runs with
+    that model's weights; ``None`` when no entry fits. The nearest file in the chain wins."""
+    import yaml
+
+    from maskface.config.config import BASE_KEY
+
+    owners: Dict[Path, str] = {}
+    for name in list_models(models_json):
+        try:
+            owners.setdefault(Path(get_model(name, models_json).config_path("detector")).resolve(), name)
+        except ModelZooError:
+            continue
+    path, seen = Path(config).resolve(), set()
+    while path not in seen and path.is_file():
+        if path in owners:
+            return owners[path]
+        seen.add(path)
+        with open(path, encoding="utf-8") as f:
+            base = (yaml.safe_load(f) or {}).get(BASE_KEY)
+        if not isinstance(base, str):  # none, or a list of bases: no single owner to inherit from
+            return None
+        path = (path.parent / base).resolve()
+    return None
+
+
 def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -44,11 +44,32 @@ def _crowd_ignore(boxes: Tensor, target: Dict[str, Tensor], thresh: float) -> Op
 
 
 class FaceRPN(RegionProposalNetwork):
-    """torchvision's RPN; anchors inside crowd regions are not trained as background."""
+    """torchvision's RPN; anchors inside crowd regions are not trained as background.
 
-    def __init__(self, *args, crowd_ioa_thresh: float = 0.5, **kwargs):
+    ``score_thresh_test``: at inference, proposals whose objectness probability is below it are
+    dropped (after NMS, always keeping the best ``MIN_PROPOSALS_TEST``), so a picture with few
+    faces sends few RoIs through the box head instead of ``post_nms_top_n``. 0 = off.
+    """
+
+    MIN_PROPOSALS_TEST = 16
+
+    def __init__(self, *args, crowd_ioa_thresh: float = 0.5, score_thresh_test: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.crowd_ioa_thresh = crowd_ioa_thresh
+        if not 0.0 <= float(score_thresh_test) < 1.0:
+            raise ValueError(f"RPN score_thresh_test must be in [0, 1), got {score_thresh_test}")
+        self.score_thresh_test = float(score_thresh_test)
+
+    def filter_proposals(self, proposals, objectness, image_shapes, num_anchors_per_level):
+        boxes, scores = super().filter_proposals(proposals, objectness, image_shapes, num_anchors_per_level)
+        if self.training or self.score_thresh_test <= 0.0:
+            return boxes, scores
+        kept_boxes, kept_scores = [], []
+        for b, s in zip(boxes, scores):  # score order (NMS sorts); a mask, so it traces for ONNX
+            keep = (s >= self.score_thresh_test) | (torch.arange(s.shape[0], device=s.device) < self.MIN_PROPOSALS_TEST)
+            kept_boxes.append(b[keep])
+            kept_scores.append(s[keep])
+        return kept_boxes, kept_scores
 
     def assign_targets_to_anchors(
         self, anchors: List[Tensor], targets: List[Dict[str, Tensor]]

@@ -125,6 +125,30 @@ def test_two_pass_setting_matches_the_detector_and_adds_the_second_pass(tiny_fil
     assert {tuple(np.round(f.box, 1)) for f in faces} != single  # the second pass changed the faces
 
 
+def test_native_tiled_setting_matches_the_detector_and_reads_tiles(tiny_files):
+    """MODEL.RESIZE native + MODEL.TILE: a picture larger than MAX_SIZE is read in tiles at its own
+    size plus once shrunk; the predictor (uint8 picture, unpasted masks) finds the same faces as the
+    detector's own forward on the float picture, in the picture's pixels."""
+    opts = ["MODEL.RESIZE", "native", "MODEL.TILE", "True", "MODEL.MIN_SIZE", "64", "MODEL.MAX_SIZE", "96",
+            "MODEL.MERGE_BAND", "[8, 24]", "MODEL.DETECTIONS_PER_IMAGE", "20"]
+    p = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu", detector_opts=opts)
+    img = _img(7, 150, 200)
+    plan = p.read_plan()
+    assert len(plan.tiles(150, 200)) == 4 * 3  # 96 px tiles overlapping by 48 px
+    faces = p(img, color="rgb")
+    with torch.no_grad():
+        ref = p.detector([torch.from_numpy(img).permute(2, 0, 1).float() / 255])[0]
+    keep = ref["scores"] >= p.score_thresh
+    assert len(faces) == int(keep.sum()) > 0
+    assert np.allclose([f.box for f in faces], ref["boxes"][keep].numpy(), atol=1e-2)
+    assert all(f.mask.shape == (150, 200) for f in faces)
+    shrunk = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu",
+                           detector_opts=opts[:3] + ["False"] + opts[4:])  # TILE False: shrunk to 96 px
+    assert {tuple(np.round(f.box, 1)) for f in faces} != {tuple(np.round(f.box, 1)) for f in shrunk(img, color="rgb")}
+    with pytest.raises(ValueError, match="overlap"):
+        p.max_size = 40  # tiles smaller than their overlap (2 x MERGE_BAND[1] = 48 px)
+
+
 def test_without_attribute_net(tiny_files):
     p = FacePredictor(detector_config=tiny_files.detector_config, detector_weights=tiny_files.detector_weights,
                       device="cpu", score_thresh=0.0)

@@ -14,6 +14,7 @@ from maskface.model_zoo import (
     fetch_weights,
     get_model,
     list_models,
+    model_for_config,
     register_weights,
     sha256_file,
     verify_sha256,
@@ -35,6 +36,19 @@ def test_builtin_table():
     assert e.attribute_weights == "weights/maskface_lite_attributes.pth"
     with pytest.raises(ModelZooError, match="unknown model 'nope'; known models: .*maskface-lite"):
         get_model("nope")
+
+
+def test_zoo_configs_and_their_variants_find_their_model(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    assert model_for_config(root / "configs" / "maskface_MV1_SSH_lite.yaml") == "maskface-lite"
+    # the crowd setting inherits from the lite config: it runs with maskface-lite's weights
+    assert model_for_config(root / "configs" / "maskface_MV1_SSH_crowd.yaml") == "maskface-lite"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"_BASE_: {root / 'configs' / 'maskface_MV1_SSH_crowd.yaml'}\nMODEL:\n  MIN_SIZE: 900\n")
+    assert model_for_config(mine) == "maskface-lite"
+    assert model_for_config(root / "configs" / "maskface_R50_FPN.yaml") is None  # a recipe, no zoo weights
+    (tmp_path / "loop.yaml").write_text("_BASE_: loop.yaml\n")
+    assert model_for_config(tmp_path / "loop.yaml") is None
 
 
 def test_shipped_detector_finds_the_four_sample_faces():

@@ -128,3 +128,33 @@ def test_anonymize_json(tmp_path, capsys):
     assert "2 synthetic faces" in capsys.readouterr().out
     assert benchmark.main(["anonymize", "--margin", "-1", "--iters", "1"]) == 2
     assert "margin must be a number of pixels" in capsys.readouterr().err
+
+
+def test_stages_split_the_detector_time_and_time_yunet_on_the_same_picture(tiny, tmp_path, capsys):
+    from pathlib import Path
+
+    out = tmp_path / "stages.json"
+    argv = ["stages", "--detector-config", tiny.detector_config, "--weights", tiny.detector_weights,
+            "--input-size", "160x120", "--iters", "2", "--warmup", "1", "--threads", "1", "--score-thresh", "0",
+            "--json", str(out)]
+    yunet = Path(__file__).resolve().parents[3] / "shared" / "weights" / "yunet_n_dynamic.onnx"
+    assert benchmark.main(argv + ["--yunet", str(yunet)]) == 0
+    res = json.loads(out.read_text())["results"]
+    stages = res["stages"]
+    assert list(stages)[:3] == ["preprocess", "backbone", "rpn"] and "mask_head" in stages and "paste" in stages
+    assert all(v >= 0 for k, v in stages.items() if k != "other")
+    assert sum(stages.values()) == pytest.approx(res["total_ms"], rel=0.2)  # medians of parts vs median of sums
+    from maskface.config import get_cfg
+    from maskface.modeling.read_plan import ReadPlan
+
+    cfg = get_cfg()
+    cfg.merge_from_file(tiny.detector_config)
+    scale = ReadPlan.from_config(cfg).scale(120, 160)
+    assert res["input"] == f"{int(160 * scale)}x{int(120 * scale)}"  # read as the config's plan says
+    assert res["faces"] > 0 and res["proposals"] >= res["faces"]
+    assert res["ms_per_megapixel"] == pytest.approx(res["total_ms"] / (160 * 120 / 1e6))
+    assert res["yunet"]["total_ms"] > 0
+    text = capsys.readouterr().out
+    assert "backbone" in text and "YuNet (same picture)" in text and "ms per megapixel" in text
+    assert benchmark.main(["stages", "--detector-config", tiny.detector_config]) == 2  # no zoo weights for it
+    assert benchmark.main(argv[:-2] + ["--yunet", str(tmp_path / "none.onnx")]) == 1

@@ -107,3 +107,33 @@ def test_stats(tmp_path, convert, capsys):
     assert re.search(r"\n  with mask +2 \(40\.0%\): 1 polygon, 1 RLE\n", printed)
     assert re.search(r"\nskipped records +2\n  malformed line +2\n", printed)
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
+
+
+def test_resize_scales_images_boxes_and_masks_and_resumes(tmp_path, convert, load_checked):
+    from maskface.data.converters.common import mask_to_rle
+
+    src = tmp_path / "json" / "a.json"
+    data = write_dataset(tmp_path / "data", src, ["x.jpg", "sub/y.png"], faces_per_image=1)
+    mask = np.zeros((30, 40), bool)
+    mask[2:14, 1:11] = True  # the face box [1, 2, 10, 12]
+    data["annotations"][1]["segmentation"] = mask_to_rle(mask)
+    src.write_text(json.dumps(data))
+    out, images = tmp_path / "out" / "a_x1.6.json", tmp_path / "big"
+    assert convert("resize", src, "--factor", "1.6", "--image-dir", images, "-o", out, "--no-progress") == 0
+    big = load_checked(out)
+    assert [(im["width"], im["height"]) for im in big["images"]] == [(64, 48), (64, 48)]
+    assert cv2.imread(str(images / "sub" / "y.png")).shape == (48, 64, 3)
+    assert big["annotations"][0]["bbox"] == pytest.approx([1.6, 3.2, 16, 19.2])
+    assert big["annotations"][0]["attributes"] == {"emotion": "fear"}  # other fields kept
+    from pycocotools import mask as mask_utils
+
+    m = mask_utils.decode(big["annotations"][1]["segmentation"])
+    assert m.shape == (48, 64) and abs(int(m.sum()) - 120 * 1.6 * 1.6) < 30
+    assert big["annotations"][1]["area"] == float(m.sum())
+    stamp = (images / "x.jpg").stat().st_mtime_ns
+    assert convert("resize", src, "--factor", "1.6", "--image-dir", images, "-o", out, "--no-progress") == 0
+    assert (images / "x.jpg").stat().st_mtime_ns == stamp  # images of the right size are reused
+    assert convert("resize", src, "--factor", "0", "--image-dir", images, "-o", out) == 1
+    (tmp_path / "data" / "x.jpg").write_bytes(b"junk")
+    (images / "x.jpg").unlink()
+    assert convert("resize", src, "--factor", "2", "--image-dir", images, "-o", tmp_path / "o2.json") == 1
