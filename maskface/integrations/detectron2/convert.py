@@ -289,8 +289,8 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
     ``FaceROIHeads``, ``build_mobilenet_ssh_backbone``, ``PerLevelRPNHead``).
     MaskFace-only training augmentations (square crops, close-ups, copy-paste, colour jitter) have no
     Detectron2 key and are left out, and so is a second inference pass (``MODEL.EXTRA_PASS_SIZE``,
-    the crowd setting's 1x pass): the Detectron2 model reads each image once, at ``MIN_SIZE``
-    (logged as a warning).
+    the crowd setting's 1x pass) and the native / tiled reading (``MODEL.RESIZE``, ``MODEL.TILE``):
+    the Detectron2 model reads each image once, at ``MIN_SIZE`` (logged as a warning).
     """
     from maskface.modeling.backbone import SSH_BACKBONES
 
@@ -300,6 +300,10 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
     if len(m.EXTRA_PASS_SIZE):
         logger.warning("MODEL.EXTRA_PASS_SIZE %s has no Detectron2 counterpart: the Detectron2 model reads each "
                        "image once, at MODEL.MIN_SIZE %d", list(m.EXTRA_PASS_SIZE), int(m.MIN_SIZE))
+    if m.RESIZE != "shorter_side" or m.TILE:
+        logger.warning("MODEL.RESIZE %s / MODEL.TILE %s have no Detectron2 counterpart: the Detectron2 model "
+                       "brings each image's shorter side to MODEL.MIN_SIZE %d (longer <= %d), without tiles",
+                       m.RESIZE, m.TILE, int(m.MIN_SIZE), int(m.MAX_SIZE))
     backbone = m.BACKBONE
     _check_backbone(backbone)
     ssh = backbone in SSH_BACKBONES
