@@ -12,8 +12,7 @@ each is given the boxes of the detections MaskFace's attributes were scored on, 
 go into ``metrics["peers"][name]``, over the tasks it reads, with the same breakdowns.
 
 Every face also carries its dataset (the record's ``source``: the converter's dataset name, else
-the COCO file's stem) as a
-population group, so several ``records`` files give ``bias["by_dataset"]``.
+the COCO file's stem) as a population group, so several datasets give ``bias["by_dataset"]``.
 
 Tight face chips (UTKFace) can be given a grey border first (``pad``), as in
 :func:`maskface.inference.pseudo_labels.pseudo_label_faces`: the detector then sees the face at a
