@@ -232,16 +232,16 @@ def run_pipeline(args) -> int:
     if args.max_images:
         random.Random(args.seed).shuffle(records)
         records = records[: args.max_images]
+    try:  # peers first: a missing package fails before the model loads
+        peers = [build_attribute_peer(name) for name in dict.fromkeys(args.peer)]
+    except ImportError as e:
+        print(f"evaluate.py pipeline: --peer: {e}", file=sys.stderr)
+        return 2
     try:
         apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh, retry_pad=args.retry_pad)
     except (ValueError, ImportError) as e:
         print(f"evaluate.py pipeline: {e}", file=sys.stderr)
-        return 2
-    try:
-        peers = [build_attribute_peer(name) for name in dict.fromkeys(args.peer)]
-    except ImportError as e:
-        print(f"evaluate.py pipeline: --peer: {e}", file=sys.stderr)
         return 2
     metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou, pad=args.pad, peers=peers)
     metrics["model"] = predictor.model_info["name"]

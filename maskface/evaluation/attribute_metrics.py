@@ -381,8 +381,9 @@ def evaluate_attribute_model(
 
     A cache must have been built with the model's crop parameters (checked). Faces of records are
     also broken down by their ``groups`` (e.g. UTKFace's race) and their dataset (the record's
-    ``source``). Returns the metrics of :func:`compute_attribute_metrics` plus ``flip_test`` (whether each face was also read
-    mirrored); with ``output_dir`` also writes the JSON and the PNGs.
+    ``source``). Returns the metrics of :func:`compute_attribute_metrics` plus ``flip_test``
+    (whether each face was also read mirrored); with ``output_dir`` also writes the JSON and the
+    PNGs.
     """
     kw = model.crop_kwargs
     if isinstance(cache_or_records, (str, os.PathLike)):

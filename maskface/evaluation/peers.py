@@ -311,7 +311,8 @@ class FerPeer(AttributePeer):
             for label, score in scores.items():
                 probs[EMOTIONS.index(normalize_emotion(label))] += float(score)
             total = probs.sum()  # fer rounds each score to 2 decimals
-            out.append({"emotion_probs": (probs / total if total > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS))).tolist()})
+            probs = probs / total if total > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+            out.append({"emotion_probs": probs.tolist()})
         return out
 
 

@@ -56,6 +56,7 @@ def _peer_metrics(peer, readings: List[Optional[dict]], true: Dict[str, list], g
     """Metrics of one attribute peer over the faces it read, its tasks only (the truth of the
     others is hidden, their predictions are placeholders)."""
     pred, kept_true, kept_groups = _empty_pred(), {k: [] for k in true}, []
+    uniform = [1.0 / len(EMOTIONS)] * len(EMOTIONS)
     for i, r in enumerate(readings):
         if r is None:
             continue
@@ -63,7 +64,7 @@ def _peer_metrics(peer, readings: List[Optional[dict]], true: Dict[str, list], g
         pred["age"].append(age)
         pred["age_group"].append(int(age_group_index(torch.tensor([age], dtype=torch.float64))[0]))
         pred["gender_probs"].append(r["gender_probs"] if "gender" in peer.tasks else [0.5, 0.5])
-        pred["emotion_probs"].append(r["emotion_probs"] if "emotion" in peer.tasks else [1.0 / len(EMOTIONS)] * len(EMOTIONS))
+        pred["emotion_probs"].append(r["emotion_probs"] if "emotion" in peer.tasks else uniform)
         kept_true["age"].append(true["age"][i] if "age" in peer.tasks else np.nan)
         kept_true["gender"].append(true["gender"][i] if "gender" in peer.tasks else -1)
         kept_true["emotion"].append(true["emotion"][i] if "emotion" in peer.tasks else -1)

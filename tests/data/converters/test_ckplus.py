@@ -67,7 +67,8 @@ def make_release(root):
     seqs = {("S005", "001"): ("3.0000000e+00", 3), ("S010", "002"): ("2.0000000e+00", 2),
             ("S011", "001"): ("9.0000000e+00", 2), ("S012", "001"): ("5.0000000e+00", 3)}
     for (subject, seq), (code, frames) in seqs.items():
-        img_dir, emo_dir, lm_dir = (root / part / subject / seq for part in ("cohn-kanade-images", "Emotion", "Landmarks"))
+        parts = ("cohn-kanade-images", "Emotion", "Landmarks")
+        img_dir, emo_dir, lm_dir = (root / part / subject / seq for part in parts)
         for d in (img_dir, emo_dir, lm_dir):
             d.mkdir(parents=True)
         for k in range(1, frames + 1):
