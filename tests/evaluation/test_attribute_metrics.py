@@ -129,6 +129,10 @@ def test_evaluate_on_cache_and_records_agree(tiny):
     # Same crops up to JPEG noise: the mean predicted age barely moves.
     assert abs(on_cache["age"]["mae"] - on_records["age"]["mae"]) < 1.0
     assert (root / "out" / "attribute_metrics.json").is_file()
+    # records carry their dataset: one breakdown row per source, summing to all faces
+    by_dataset = on_records["bias"]["by_dataset"]
+    assert set(by_dataset) == {str(r["source"]) for r in records if r["annotations"]}
+    assert sum(s["n"] for s in by_dataset.values()) == 14 and "by_dataset" not in on_cache["bias"]
     other = AttributeNet(trunk="depthwise", width=4, head_dim=8, crop_size=16, crop_margin=0.5)
     with pytest.raises(ValueError, match="margin"):
         evaluate_attribute_model(other, root / "cache.pt")
