@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 #: Detector overrides: ResNet-18 with slim FPN / heads on 128 px inputs, few proposals.
 TINY_DETECTOR_OPTS: List[str] = [
@@ -220,7 +220,8 @@ class MjpegServer:
         >>> server.stop(); server.start(); server.close()
     """
 
-    def __init__(self, frames, fps: float = 15.0, port: int = 0, quality: int = 80):
+    def __init__(self, frames, fps: float = 15.0, port: int = 0, quality: int = 80,
+                 outage_after: Optional[int] = None, outage_s: float = 1.0):
         import cv2
 
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for f in frames]
@@ -228,6 +229,9 @@ class MjpegServer:
         self.port = port
         self.frames_sent = 0
         self.connections = 0
+        # a scripted outage: after ``outage_after`` frames in all, the server goes away for
+        # ``outage_s`` seconds (connections dropped, new ones refused), then serves again
+        self.outage_after, self.outage_s = outage_after, outage_s
         self._server = None
         self._thread = None
 
@@ -261,6 +265,9 @@ class MjpegServer:
                                          + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                         self.wfile.flush()
                         owner.frames_sent += 1
+                        if owner.frames_sent == owner.outage_after:
+                            threading.Thread(target=owner._outage, daemon=True).start()
+                            return
                         k += 1
                         t_next += 1.0 / owner.fps
                         server.stopping.wait(max(0.0, t_next - time.monotonic()))
@@ -300,6 +307,13 @@ class MjpegServer:
             sock.close()
         server.server_close()
         self._thread.join(timeout=5)
+
+    def _outage(self) -> None:
+        import time
+
+        self.stop()
+        time.sleep(self.outage_s)
+        self.start()
 
     close = stop
 
