@@ -15,6 +15,11 @@ Every input that fails (unreadable image or sub-folder, an image over the pixel 
 that cannot be opened or ends early, a prediction error) is reported with its file and reason,
 the rest are still processed, and the summary's ``exit_code`` is non-zero.
 
+Streams (``rtsp://``, ``http://...mjpg``, ``...m3u8``: :mod:`maskface.inference.streams`) and the
+webcam are read live, reconnecting when they drop; they end at ``max_frames`` / ``duration``,
+when given up (an error), or on Ctrl-C, which ends such a run normally (outputs finalised, exit
+status 0); SIGTERM / SIGHUP interrupt it like any run.
+
 However a run ends (done, Ctrl-C / SIGINT, SIGTERM, SIGHUP, or an unexpected error),
 ``results.json`` and ``results.csv`` are rebuilt from ``results.jsonl``, and every input that was
 not finished is listed in ``errors`` (``"not finished: ..."``), so ``--skip-existing`` redoes
@@ -439,8 +444,9 @@ class InferenceRunner:
                 if self._stop:
                     break
         except KeyboardInterrupt as e:
-            if camera and getattr(e, "signum", signal.SIGINT) == signal.SIGINT:  # how a webcam session ends
-                logger.info("webcam stopped")
+            if camera and getattr(e, "signum", signal.SIGINT) == signal.SIGINT:  # how a webcam / stream session ends
+                logger.info("%s: stopped (Ctrl-C) after %d frames", name, reader.frames_read)
+                self._stop = True  # the run ends here, with its outputs finalised as usual
             else:
                 failed = interrupted = True
                 kept = f"; the annotated video so far is {writer.partial_path}" if writer is not None else ""

@@ -128,3 +128,21 @@ def test_anonymize_json(tmp_path, capsys):
     assert "2 synthetic faces" in capsys.readouterr().out
     assert benchmark.main(["anonymize", "--margin", "-1", "--iters", "1"]) == 2
     assert "margin must be a number of pixels" in capsys.readouterr().err
+
+
+def test_stream_json_with_an_outage(tiny, tmp_path, capsys):
+    out = tmp_path / "stream.json"
+    rc = benchmark.main(["stream", *detector_args(tiny), *attribute_args(tiny), *RUN, "--input-size", "160x120",
+                         "--seconds", "2.5", "--realtime", "--outage-after", "5", "--outage-s", "0.5", "--json", str(out)])
+    assert rc == 0
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["processed_fps"] > 0 and r["covered_fps"] >= r["processed_fps"] and r["cpu_ms_per_frame"] > 0
+    assert r["reconnects"] == 1 and r["errors"] == [] and r["faces_per_frame"] == 3
+    assert "processed fps" in capsys.readouterr().out
+    for cmd in ("live", "stream"):
+        with pytest.raises(SystemExit) as e:
+            benchmark.main([cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and "--threads" in text and "--json" in text
+    assert benchmark.main(["stream", "--every-n-frames", "0", *RUN]) == 2
