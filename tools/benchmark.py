@@ -725,6 +725,28 @@ CPU time of this process per analysed frame (all threads; meaningful on a shared
 """
 
 
+def _warm_predictor(args, prog: str, sizes: List[int], size: Tuple[int, int]):
+    """--threads applied, the predictor loaded and run once at ``size`` (W, H); or an exit code."""
+    rc = _prepare(args, prog, sizes)
+    if rc:
+        return rc
+    predictor = _load_predictor(args, prog)
+    if predictor is None:
+        return 1
+    predictor.warmup(size[::-1])
+    return predictor
+
+
+def _report(args, predictor, workload: str, rows: List[Dict], cols: List[Tuple[str, str, str]]) -> None:
+    """The model and machine lines, the table, and --json."""
+    info = {**_predictor_info(predictor), **_env_info(str(predictor.device), predictor.runtime)}
+    print(_predictor_line(info))
+    print(f"{workload}; {_env_line(info)}")
+    print(_table(rows, cols))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": rows})
+
+
 def add_live_parser(subparsers) -> None:
     from maskface.inference.anonymize import METHODS
 
@@ -760,29 +782,20 @@ def run_live(args) -> int:
     except BrowserUnavailable as e:
         print(f"benchmark.py live: {e}", file=sys.stderr)
         return 1
-    rc = _prepare(args, "live", [1])
-    if rc:
-        return rc
-    predictor = _load_predictor(args, "live")
-    if predictor is None:
-        return 1
-    predictor.warmup(size[::-1])
+    predictor = _warm_predictor(args, "live", [1], size)
+    if isinstance(predictor, int):  # an exit code
+        return predictor
     rows = [benchmark_live_page(predictor, seconds=args.seconds, warmup_s=args.warmup_s, attributes_every=k,
                                 width=size[0], height=size[1], camera_fps=args.camera_fps, anonymize=args.anonymize)
             for k in args.attributes_every]
-    info = {**_predictor_info(predictor), **_env_info(str(predictor.device), predictor.runtime)}
-    print(_predictor_line(info))
-    print(f"web page camera mode, headless Chromium fake camera at {args.camera_fps} fps; {_env_line(info)}")
-    cols = [("input", "input", "{}"), ("attr every", "attributes_every", "{}"), ("anon", "anonymize", "{}"),
-            ("s", "seconds", "{:.0f}"), ("fps", "fps", "{:.1f}"), ("latency ms (median)", "latency_ms_median", "{:.0f}"),
-            ("server cpu ms/frame", "server_cpu_ms_per_frame", "{:.0f}"),
-            ("p90", "latency_ms_p90", "{:.0f}"), ("skipped %", "dropped_pct", "{:.0f}"), ("faces", "faces", "{:.0f}"),
-            ("RSS MiB start", "rss_mb_start", "{:.0f}"), ("end", "rss_mb_end", "{:.0f}"),
-            ("JS heap MiB start", "js_heap_mb_start", "{:.1f}"), ("end", "js_heap_mb_end", "{:.1f}"),
-            ("max waiting", "max_worker_pending", "{}")]
-    print(_table(rows, cols))
-    if args.json:
-        _write_json(args.json, {"info": info, "results": rows})
+    _report(args, predictor, f"web page camera mode, headless Chromium fake camera at {args.camera_fps} fps", rows,
+            cols=[("input", "input", "{}"), ("attr every", "attributes_every", "{}"), ("anon", "anonymize", "{}"),
+                  ("s", "seconds", "{:.0f}"), ("fps", "fps", "{:.1f}"),
+                  ("latency ms (median)", "latency_ms_median", "{:.0f}"), ("p90", "latency_ms_p90", "{:.0f}"),
+                  ("server cpu ms/frame", "server_cpu_ms_per_frame", "{:.0f}"), ("skipped %", "dropped_pct", "{:.0f}"),
+                  ("faces", "faces", "{:.0f}"), ("RSS MiB start", "rss_mb_start", "{:.0f}"), ("end", "rss_mb_end", "{:.0f}"),
+                  ("JS heap MiB start", "js_heap_mb_start", "{:.1f}"), ("end", "js_heap_mb_end", "{:.1f}"),
+                  ("max waiting", "max_worker_pending", "{}")])
     return 0
 
 
@@ -817,31 +830,22 @@ def run_stream(args) -> int:
         print("benchmark.py stream: --seconds and --stream-fps must be > 0, --every-n-frames and --attributes-every "
               ">= 1", file=sys.stderr)
         return 2
-    rc = _prepare(args, "stream", [args.batch_size])
-    if rc:
-        return rc
-    predictor = _load_predictor(args, "stream")
-    if predictor is None:
-        return 1
-    predictor.warmup(size[::-1])
+    predictor = _warm_predictor(args, "stream", [args.batch_size], size)
+    if isinstance(predictor, int):  # an exit code
+        return predictor
     rows = [benchmark_stream(predictor, seconds=args.seconds, fps=args.stream_fps, width=size[0], height=size[1],
                              realtime=args.realtime, every_n_frames=n, attributes_every=args.attributes_every,
                              batch_size=args.batch_size, outage_after=args.outage_after, outage_s=args.outage_s)
             for n in args.every_n_frames]
-    info = {**_predictor_info(predictor), **_env_info(str(predictor.device), predictor.runtime)}
-    print(_predictor_line(info))
-    print(f"MJPEG stream on 127.0.0.1 at {args.stream_fps:g} fps; {_env_line(info)}")
-    cols = [("input", "input", "{}"), ("realtime", "realtime", "{}"), ("every n", "every_n_frames", "{}"),
-            ("attr every", "attributes_every", "{}"), ("s", "seconds", "{:.0f}"),
-            ("processed fps", "processed_fps", "{:.1f}"), ("covered fps", "covered_fps", "{:.1f}"),
-            ("cpu ms/frame", "cpu_ms_per_frame", "{:.0f}"), ("faces/frame", "faces_per_frame", "{:.1f}"),
-            ("reconnects", "reconnects", "{}"), ("largest gap (frames)", "largest_gap_frames", "{}")]
-    print(_table(rows, cols))
+    _report(args, predictor, f"MJPEG stream on 127.0.0.1 at {args.stream_fps:g} fps", rows,
+            cols=[("input", "input", "{}"), ("realtime", "realtime", "{}"), ("every n", "every_n_frames", "{}"),
+                  ("attr every", "attributes_every", "{}"), ("s", "seconds", "{:.0f}"),
+                  ("processed fps", "processed_fps", "{:.1f}"), ("covered fps", "covered_fps", "{:.1f}"),
+                  ("cpu ms/frame", "cpu_ms_per_frame", "{:.0f}"), ("faces/frame", "faces_per_frame", "{:.1f}"),
+                  ("reconnects", "reconnects", "{}"), ("largest gap (frames)", "largest_gap_frames", "{}")])
     for r in rows:
         for e in r["errors"]:
             print(f"  error: {e}")
-    if args.json:
-        _write_json(args.json, {"info": info, "results": rows})
     return 0
 
 

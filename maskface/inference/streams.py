@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from maskface.inference.video import DEFAULT_FPS, VideoOpenError, VideoTooLarge
+from maskface.inference.video import DEFAULT_FPS, VideoOpenError, VideoTooLarge, _Closing
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def stream_file_name(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._")[:150] or "stream"
 
 
-class StreamReader:
+class StreamReader(_Closing):
     """Frames of a network stream or a camera, as BGR uint8 arrays, reconnecting when it drops.
 
     Args:
@@ -285,9 +285,3 @@ class StreamReader:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

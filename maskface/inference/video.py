@@ -39,7 +39,20 @@ class VideoTooLarge(VideoOpenError):
     """A stream's frames have more pixels than allowed (checked before the first frame is decoded)."""
 
 
-class VideoReader:
+class _Closing:
+    """``with reader:`` closes it."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoReader(_Closing):
     """Frames of a video file or a camera, as BGR uint8 arrays.
 
     Args:
@@ -132,12 +145,6 @@ class VideoReader:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):  # pragma: no cover - best effort
         try:
