@@ -7,7 +7,7 @@
   "use strict";
   var cfg = JSON.parse(document.body.getAttribute("data-config") || "{}");
   var $ = function (id) { return document.getElementById(id); };
-  var MAX_IN_FLIGHT = 2, JPEG_QUALITY = 0.75, WIDTH = 640, HEIGHT = 480, RECORD_FPS = 15;
+  var MAX_IN_FLIGHT = 2, JPEG_QUALITY = 0.75, WIDTH = 640, HEIGHT = 480, RECORD_FPS = 15, LOST_MS = 15000;
   var video = $("live-video"), canvas = $("live-canvas"), ctx = canvas.getContext("2d");
   var statsEl = $("live-stats"), statusEl = $("live-status"), recordBtn = $("record");
   var grab = document.createElement("canvas");
@@ -242,6 +242,9 @@
       }
     }
     while (session.drawnAt.length && now - session.drawnAt[0] > 2000) { session.drawnAt.shift(); }
+    Object.keys(session.inFlight).forEach(function (id) {  // never answered (should not happen): do not stall
+      if (now - session.inFlight[id] > LOST_MS) { forget(session, Number(id)); }
+    });
     if (now - session.shownAt > 500) { showStats(session, now); }
     capture();
     requestAnimationFrame(loop);
