@@ -793,7 +793,8 @@ def run_live(args) -> int:
                   ("s", "seconds", "{:.0f}"), ("fps", "fps", "{:.1f}"),
                   ("latency ms (median)", "latency_ms_median", "{:.0f}"), ("p90", "latency_ms_p90", "{:.0f}"),
                   ("server cpu ms/frame", "server_cpu_ms_per_frame", "{:.0f}"), ("skipped %", "dropped_pct", "{:.0f}"),
-                  ("faces", "faces", "{:.0f}"), ("RSS MiB start", "rss_mb_start", "{:.0f}"), ("end", "rss_mb_end", "{:.0f}"),
+                  ("faces", "faces", "{:.0f}"), ("RSS MiB start", "rss_mb_start", "{:.0f}"), ("half", "rss_mb_half", "{:.0f}"),
+                  ("end", "rss_mb_end", "{:.0f}"),
                   ("JS heap MiB start", "js_heap_mb_start", "{:.1f}"), ("end", "js_heap_mb_end", "{:.1f}"),
                   ("max waiting", "max_worker_pending", "{}")])
     return 0

@@ -556,8 +556,10 @@ def benchmark_live_page(predictor, *, seconds: float = 30.0, warmup_s: float = 5
     / ``latency_ms_p90`` (over the samples of the page's median latency: frame captured ->
     its overlay drawn), ``dropped_pct`` (frames skipped by the server, % of frames sent),
     ``faces`` (drawn in the last frame), ``server_cpu_ms_per_frame`` (CPU time of this process,
-    all threads: decoding, model, answers; the browser's is not included), server RSS and page
-    JS heap at start / end (MiB) and the most jobs seen waiting at the inference worker.
+    all threads: decoding, model, answers; the browser's is not included), server RSS at start,
+    half time and end and page JS heap at start / end (MiB; growth in the second half would be a
+    leak, the first half includes warm-up allocations) and the most jobs seen waiting at the
+    inference worker.
     """
     import tempfile
     import threading
@@ -584,11 +586,13 @@ def benchmark_live_page(predictor, *, seconds: float = 30.0, warmup_s: float = 5
             time.sleep(warmup_s)
             s0, t0, c0 = live_stats(driver), time.monotonic(), time.process_time()
             rss0, heap0 = current_rss_mb(), driver.execute_script(heap)
-            samples, pending = [], 0
+            samples, pending, rss_mid = [], 0, None
             while time.monotonic() - t0 < seconds:
                 time.sleep(sample_s)
                 samples.append(live_stats(driver))
                 pending = max(pending, service.worker.pending)
+                if rss_mid is None and time.monotonic() - t0 >= seconds / 2:
+                    rss_mid = current_rss_mb()
             s1, t1, c1 = live_stats(driver), time.monotonic(), time.process_time()
             rss1, heap1 = current_rss_mb(), driver.execute_script(heap)
         finally:
@@ -607,7 +611,7 @@ def benchmark_live_page(predictor, *, seconds: float = 30.0, warmup_s: float = 5
         "latency_ms_p90": float(np.percentile(lat, 90)) if lat else None,
         "dropped_pct": 100.0 * dropped / max(1.0, results + dropped),
         "faces": s1.get("drawnFaces"), "errors": s1["errors"] - s0["errors"],
-        "rss_mb_start": rss0, "rss_mb_end": rss1, "js_heap_mb_start": heap0, "js_heap_mb_end": heap1,
+        "rss_mb_start": rss0, "rss_mb_half": rss_mid, "rss_mb_end": rss1, "js_heap_mb_start": heap0, "js_heap_mb_end": heap1,
         "max_worker_pending": pending,
     }
 

@@ -53,7 +53,7 @@
     navigator.mediaDevices.getUserMedia({ video: { width: { ideal: WIDTH }, height: { ideal: HEIGHT } }, audio: false })
       .then(function (stream) {
         s = { stream: stream, ws: null, nextId: 1, inFlight: {}, nInFlight: 0, latest: null, anon: null,
-              fresh: true, encoding: false, latencies: [], drawnAt: [], results: 0, dropped: 0, errors: 0,
+              fresh: true, redraw: true, encoding: false, latencies: [], drawnAt: [], results: 0, dropped: 0, errors: 0,
               drawnFaces: 0, anonymized: 0, shownAt: 0, rec: null };
         video.srcObject = stream;
         return video.play();
@@ -107,7 +107,7 @@
   function watchFrames(session) {  // a new camera frame is worth sending; the same one twice is not
     video.requestVideoFrameCallback(function () {
       if (s !== session) { return; }
-      session.fresh = true;
+      session.fresh = session.redraw = true;
       capture();
       watchFrames(session);
     });
@@ -164,6 +164,7 @@
         if (session.anon && session.anon.id > id) { bitmap.close(); return; }
         if (session.anon) { session.anon.bitmap.close(); }
         session.anon = { id: id, bitmap: bitmap };
+        session.redraw = true;
       });
       return;
     }
@@ -173,6 +174,7 @@
     if (msg.type === "result") {
       session.results += 1;
       session.latest = { msg: msg, captured: captured, drawn: false };
+      session.redraw = true;
       if (msg.anonymized) { session.anonymized += 1; }
       if (session.rec) { keepForRecording(session, msg); }
     } else if (msg.type === "dropped") {
@@ -222,8 +224,23 @@
 
   function loop() {
     if (!s) { return; }
-    var session = s, now = performance.now(), latest = session.latest;
-    var anonymizing = latest && latest.msg.anonymized;
+    var session = s, now = performance.now();
+    // redraw only for a new camera frame or a new answer (where the browser can tell): saves CPU for the model
+    if (session.redraw || !video.requestVideoFrameCallback) {
+      session.redraw = false;
+      draw(session, now);
+    }
+    while (session.drawnAt.length && now - session.drawnAt[0] > 2000) { session.drawnAt.shift(); }
+    Object.keys(session.inFlight).forEach(function (id) {  // never answered (should not happen): do not stall
+      if (now - session.inFlight[id] > LOST_MS) { forget(session, Number(id)); }
+    });
+    if (now - session.shownAt > 500) { showStats(session, now); }
+    capture();
+    requestAnimationFrame(loop);
+  }
+
+  function draw(session, now) {
+    var latest = session.latest, anonymizing = latest && latest.msg.anonymized;
     if (anonymizing) {  // the analysed frame, covered: never the live one, where a face could have moved
       if (session.anon) { ctx.drawImage(session.anon.bitmap, 0, 0, canvas.width, canvas.height); }
     } else if (!$("live-anonymize").value && video.readyState >= 2) {
@@ -241,13 +258,6 @@
         session.drawnAt.push(now);
       }
     }
-    while (session.drawnAt.length && now - session.drawnAt[0] > 2000) { session.drawnAt.shift(); }
-    Object.keys(session.inFlight).forEach(function (id) {  // never answered (should not happen): do not stall
-      if (now - session.inFlight[id] > LOST_MS) { forget(session, Number(id)); }
-    });
-    if (now - session.shownAt > 500) { showStats(session, now); }
-    capture();
-    requestAnimationFrame(loop);
   }
 
   function median(values) {
