@@ -128,8 +128,10 @@ class LiveSession:
 
         self.service = service
         self.analyzer = FrameAnalyzer(service.predictor, track=True, attributes_every=attributes_every)
-        self.anonymizer = None
-        self.hold = None
+        # (Anonymizer, its HoldOver) or (None, None): replaced as one by set_options (receiving thread),
+        # read once per frame by analyze (analysing thread)
+        self._anon: tuple = (None, None)
+        self._reset = False
         self.frames_analysed = 0
         self.frames_dropped = 0
         self._slot: Optional[tuple] = None  # (frame id, JPEG bytes, received at)
@@ -147,10 +149,10 @@ class LiveSession:
             raise ValueError(f"anonymize must be one of {', '.join(METHODS)} or null, got {method!r}")
         if region not in REGIONS:
             raise ValueError(f"anonymize_region must be one of {', '.join(REGIONS)}, got {region!r}")
-        self.anonymizer = Anonymizer(method=method, region=region) if method else None
-        self.hold = self.anonymizer.hold_over() if self.anonymizer else None
+        anonymizer = Anonymizer(method=method, region=region) if method else None
+        self._anon = (anonymizer, anonymizer.hold_over() if anonymizer else None)
         if msg.get("reset"):
-            self.analyzer.reset()
+            self._reset = True  # done by the analysing thread, between frames
 
     # mailbox ---------------------------------------------------------------------------------------
     def offer(self, frame_id: int, jpeg: bytes) -> Optional[int]:
@@ -195,6 +197,10 @@ class LiveSession:
         t0 = time.perf_counter()
         frame = decode_frame(jpeg)
         service = self.service
+        anonymizer, hold = self._anon
+        if self._reset:
+            self._reset = False
+            self.analyzer.reset()
 
         def job(cancel):
             with service._settings(AnalyzeOptions()):
@@ -202,11 +208,11 @@ class LiveSession:
 
         faces = service.worker.run(job, timeout=timeout)
         anon_jpeg = None
-        if self.anonymizer is not None:
+        if anonymizer is not None:
             import cv2
 
-            cover = self.hold.update(faces)
-            ok, buf = cv2.imencode(".jpg", self.anonymizer(frame, cover, color="bgr"),
+            cover = hold.update(faces)
+            ok, buf = cv2.imencode(".jpg", anonymizer(frame, cover, color="bgr"),
                                    [cv2.IMWRITE_JPEG_QUALITY, _ANON_JPEG_QUALITY])
             anon_jpeg = buf.tobytes() if ok else None
         out = []
