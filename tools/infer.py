@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "is faster than the model")
     live.add_argument("--reconnect-delay", type=float, default=1.0, metavar="S",
                       help="a dropped stream is reopened after S seconds, the wait doubling after each failed "
-                           "attempt up to 10 s (default 1), e.g. --reconnect-delay 0.5")
+                           "attempt up to 5 s (default 1), e.g. --reconnect-delay 0.5")
     live.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S",
                       help="give a stream up after S seconds without a frame (default 60; 0 = never reconnect); "
                            "it is then listed in results.json errors, its results kept, e.g. --reconnect-timeout 300")

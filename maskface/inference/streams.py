@@ -95,7 +95,7 @@ class StreamReader(_Closing):
     frame_count = 0
 
     def __init__(self, source: Union[str, int], max_frames: Optional[int] = None, duration: Optional[float] = None,
-                 realtime: bool = False, reconnect_delay: float = 1.0, max_reconnect_delay: float = 10.0,
+                 realtime: bool = False, reconnect_delay: float = 1.0, max_reconnect_delay: float = 5.0,
                  reconnect_timeout: float = 60.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
                  max_pixels: Optional[int] = None):
         for name, v in (("reconnect_delay", reconnect_delay), ("max_reconnect_delay", max_reconnect_delay),
