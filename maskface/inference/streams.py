@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from maskface.inference.video import DEFAULT_FPS, VideoOpenError, VideoTooLarge, _Closing
+from maskface.inference.video import DEFAULT_FPS, VideoOpenError, VideoTooLarge, _Closing, three_channels
 
 logger = logging.getLogger(__name__)
 
@@ -224,13 +224,9 @@ class StreamReader(_Closing):
             if (self.max_frames is not None and self.frames_read >= self.max_frames) or \
                     (self.duration is not None and time.monotonic() - t0 >= self.duration):
                 break
-            if frame.ndim == 2:
-                frame = np.dstack([frame] * 3)
-            elif frame.shape[2] == 4:
-                frame = frame[:, :, :3]
             self.frames_read += 1
             self.position = number
-            yield frame
+            yield three_channels(frame)
         self._stop.set()
 
     def _numbered(self) -> Iterator[tuple]:

@@ -39,6 +39,13 @@ class VideoTooLarge(VideoOpenError):
     """A stream's frames have more pixels than allowed (checked before the first frame is decoded)."""
 
 
+def three_channels(frame: np.ndarray) -> np.ndarray:
+    """A decoded frame as ``H x W x 3``: grey frames repeated, a fourth (alpha) channel dropped."""
+    if frame.ndim == 2:
+        return np.dstack([frame] * 3)
+    return frame[:, :, :3] if frame.shape[2] == 4 else frame
+
+
 class _Closing:
     """``with reader:`` closes it."""
 
@@ -113,12 +120,8 @@ class VideoReader(_Closing):
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     break
-            if frame.ndim == 2:
-                frame = np.dstack([frame] * 3)
-            elif frame.shape[2] == 4:
-                frame = frame[:, :, :3]
             self.frames_read += 1
-            yield frame
+            yield three_channels(frame)
 
     @property
     def position(self) -> int:

@@ -20,11 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = ["--reconnect-delay", "0.1", "--read-timeout", "2"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from maskface.inference.testing import session_tiny_models
-
-    return session_tiny_models(tmp_path_factory)
+@pytest.fixture
+def tiny(tiny_files):
+    return tiny_files
 
 
 def model_args(tiny):
