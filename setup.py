@@ -29,7 +29,8 @@ extras = {
     "annotate": ["mediapipe==0.10.14"],  # the last release whose wheel ships face mesh models
     "train": ["tensorboard"],  # TensorBoard scalars next to the JSON-lines metrics log
     # tools/serve.py web app and REST API, served by waitress (production WSGI server, pure Python)
-    "serve": ["flask>=2.3", "waitress>=3.0"],
+    # + websockets: the page's camera mode (its threaded server runs beside waitress, which cannot upgrade)
+    "serve": ["flask>=2.3", "waitress>=3.0", "websockets>=13"],
     # tools/export.py and FacePredictor(runtime="onnxruntime"). mediapipe 0.10.14 (extra "annotate")
     # pins protobuf < 5: onnx 1.17 works with protobuf 4.25, recent onnx (1.23) needs protobuf >= 6.31.
     "onnx": ["onnx>=1.15,<1.18", "onnxruntime>=1.17"],

@@ -7,6 +7,8 @@
   attributes  attribute stage (masked crops + net + decode) faces/s (batch 1 and 32), per-trunk cost
   video       frames/s of the video loop (decode, batched prediction, tracking) on a synthetic clip
   anonymize   ms per image of face anonymisation (blur / pixelate / fill x mask / box / ellipse)
+  live        the web page's camera mode end to end in headless Chromium: fps, latency, memory
+  stream      tools/infer.py on a live MJPEG stream: frames/s, real-time skipping, a drop and reconnect
 
 Adding a stage = one ``add_<name>_parser`` + ``run_<name>`` pair listed in ``SUBCOMMANDS``; the
 measurements themselves live in ``maskface.engine.benchmark``.
@@ -789,8 +791,166 @@ def run_stages(args) -> int:
     return 0
 
 
+LIVE_EPILOG = """\
+examples:
+  # the page's camera mode at 640x480 on 2 CPU threads with ONNX Runtime, 30 s
+  python tools/benchmark.py live --runtime onnxruntime --threads 2 --seconds 30
+  # PyTorch; the attribute net on every frame instead of every 5th per face
+  python tools/benchmark.py live --threads 2 --attributes-every 1
+  # memory over 5 minutes
+  python tools/benchmark.py live --runtime onnxruntime --threads 2 --seconds 300 --json live_5min.json
+
+The server (waitress + the camera WebSocket) runs in this process; headless Chromium's fake
+camera plays a clip of two real faces moving (skimage's astronaut, matplotlib's grace_hopper).
+Figures are the page's own: fps = analysed frames drawn per second; latency = frame captured by
+the page -> its overlay drawn (median of the page's running median, sampled every second).
+Browser and server share the CPUs, as on a laptop running both. Needs chromium + chromedriver +
+selenium (sh tools/setup_test_deps.sh).
+"""
+
+STREAM_EPILOG = """\
+examples:
+  # real-time mode (newest frame, drop the rest) on a 30 fps 640x480 stream, ONNX Runtime, 2 threads
+  python tools/benchmark.py stream --runtime onnxruntime --threads 2 --realtime
+  # every frame, every 2nd / 3rd frame
+  python tools/benchmark.py stream --threads 2 --every-n-frames 1 2 3
+  # a 10 s outage after 100 frames: reconnected, the run goes on
+  python tools/benchmark.py stream --runtime onnxruntime --threads 2 --realtime --outage-after 100 --outage-s 10 --seconds 30
+
+The stream is MJPEG over HTTP on 127.0.0.1 from a thread of this process (two real faces moving),
+read by the runner of tools/infer.py (no video written). processed fps = frames analysed per
+second; covered fps = source frames per second the results span (with skipping); cpu ms/frame =
+CPU time of this process per analysed frame (all threads; meaningful on a shared machine).
+"""
+
+
+def _warm_predictor(args, prog: str, sizes: List[int], size: Tuple[int, int]):
+    """--threads applied, the predictor loaded and run once at ``size`` (W, H); or an exit code."""
+    rc = _prepare(args, prog, sizes)
+    if rc:
+        return rc
+    predictor = _load_predictor(args, prog)
+    if predictor is None:
+        return 1
+    predictor.warmup(size[::-1])
+    return predictor
+
+
+def _report(args, predictor, workload: str, rows: List[Dict], cols: List[Tuple[str, str, str]]) -> None:
+    """The model and machine lines, the table, and --json."""
+    info = {**_predictor_info(predictor), **_env_info(str(predictor.device), predictor.runtime)}
+    print(_predictor_line(info))
+    print(f"{workload}; {_env_line(info)}")
+    print(_table(rows, cols))
+    if args.json:
+        _write_json(args.json, {"info": info, "results": rows})
+
+
+def add_live_parser(subparsers) -> None:
+    from maskface.inference.anonymize import METHODS
+
+    p = subparsers.add_parser(
+        "live", help="the web page's camera mode in headless Chromium: fps, latency, memory",
+        description="Measure the camera mode of the web app end to end (page figures).",
+        epilog=LIVE_EPILOG + THREADS_NOTE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=30.0, help="measured time (default 30)")
+    p.add_argument("--warmup-s", type=float, default=5.0, help="unmeasured seconds after the first results (default 5)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="camera frame size (default 640x480)")
+    p.add_argument("--camera-fps", type=int, default=30, help="fake camera frame rate (default 30)")
+    p.add_argument("--attributes-every", type=int, nargs="+", default=[5], metavar="K",
+                   help="attribute net every K frames per face; several values = several runs (default 5), "
+                        "e.g. --attributes-every 1 5")
+    p.add_argument("--anonymize", choices=("",) + METHODS, default="", help="anonymise live (default: no)")
+    _add_model_args(p)
+    _add_run_args(p, iters=1, warmup=0, iters_help="(unused)")
+    p.set_defaults(func=run_live)
+
+
+def run_live(args) -> int:
+    from maskface.engine.benchmark import benchmark_live_page
+    from maskface.serving.browser import BrowserUnavailable, find_chromium
+
+    size = _input_size(args, "live")
+    if size is None:
+        return 2
+    if args.seconds <= 0 or args.warmup_s < 0 or min(args.attributes_every) < 1:
+        print("benchmark.py live: --seconds must be > 0, --warmup-s >= 0, --attributes-every >= 1", file=sys.stderr)
+        return 2
+    try:
+        find_chromium()
+    except BrowserUnavailable as e:
+        print(f"benchmark.py live: {e}", file=sys.stderr)
+        return 1
+    predictor = _warm_predictor(args, "live", [1], size)
+    if isinstance(predictor, int):  # an exit code
+        return predictor
+    rows = [benchmark_live_page(predictor, seconds=args.seconds, warmup_s=args.warmup_s, attributes_every=k,
+                                width=size[0], height=size[1], camera_fps=args.camera_fps, anonymize=args.anonymize)
+            for k in args.attributes_every]
+    _report(args, predictor, f"web page camera mode, headless Chromium fake camera at {args.camera_fps} fps", rows,
+            cols=[("input", "input", "{}"), ("attr every", "attributes_every", "{}"), ("anon", "anonymize", "{}"),
+                  ("s", "seconds", "{:.0f}"), ("fps", "fps", "{:.1f}"),
+                  ("latency ms (median)", "latency_ms_median", "{:.0f}"), ("p90", "latency_ms_p90", "{:.0f}"),
+                  ("server cpu ms/frame", "server_cpu_ms_per_frame", "{:.0f}"), ("skipped %", "dropped_pct", "{:.0f}"),
+                  ("faces", "faces", "{:.0f}"), ("RSS MiB start", "rss_mb_start", "{:.0f}"), ("half", "rss_mb_half", "{:.0f}"),
+                  ("end", "rss_mb_end", "{:.0f}"),
+                  ("JS heap MiB start", "js_heap_mb_start", "{:.1f}"), ("end", "js_heap_mb_end", "{:.1f}"),
+                  ("max waiting", "max_worker_pending", "{}")])
+    return 0
+
+
+def add_stream_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "stream", help="tools/infer.py on a live MJPEG stream: frames/s, skipping, reconnect",
+        description="Measure the stream input of tools/infer.py on a local MJPEG stream.",
+        epilog=STREAM_EPILOG + THREADS_NOTE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=20.0, help="run length per setting (default 20)")
+    p.add_argument("--input-size", default="640x480", metavar="WxH", help="stream frame size (default 640x480)")
+    p.add_argument("--stream-fps", type=float, default=30.0, help="stream frame rate (default 30)")
+    p.add_argument("--realtime", action="store_true", help="process the newest frame, drop the rest (infer.py --realtime)")
+    p.add_argument("--every-n-frames", type=int, nargs="+", default=[1], metavar="N",
+                   help="process every N-th frame; several values = several runs (default 1), e.g. 1 2 3")
+    p.add_argument("--attributes-every", type=int, default=1, metavar="K", help="infer.py --attributes-every (default 1)")
+    p.add_argument("--batch-size", type=int, default=1, metavar="B", help="frames per call without --realtime (default 1)")
+    p.add_argument("--outage-after", type=int, default=None, metavar="N",
+                   help="the stream goes away after N frames (default: never), e.g. --outage-after 100")
+    p.add_argument("--outage-s", type=float, default=10.0, help="length of that outage, s (default 10)")
+    _add_model_args(p)
+    _add_run_args(p, iters=1, warmup=0, iters_help="(unused)")
+    p.set_defaults(func=run_stream)
+
+
+def run_stream(args) -> int:
+    from maskface.engine.benchmark import benchmark_stream
+
+    size = _input_size(args, "stream")
+    if size is None:
+        return 2
+    if args.seconds <= 0 or args.stream_fps <= 0 or min(args.every_n_frames) < 1 or args.attributes_every < 1:
+        print("benchmark.py stream: --seconds and --stream-fps must be > 0, --every-n-frames and --attributes-every "
+              ">= 1", file=sys.stderr)
+        return 2
+    predictor = _warm_predictor(args, "stream", [args.batch_size], size)
+    if isinstance(predictor, int):  # an exit code
+        return predictor
+    rows = [benchmark_stream(predictor, seconds=args.seconds, fps=args.stream_fps, width=size[0], height=size[1],
+                             realtime=args.realtime, every_n_frames=n, attributes_every=args.attributes_every,
+                             batch_size=args.batch_size, outage_after=args.outage_after, outage_s=args.outage_s)
+            for n in args.every_n_frames]
+    _report(args, predictor, f"MJPEG stream on 127.0.0.1 at {args.stream_fps:g} fps", rows,
+            cols=[("input", "input", "{}"), ("realtime", "realtime", "{}"), ("every n", "every_n_frames", "{}"),
+                  ("attr every", "attributes_every", "{}"), ("s", "seconds", "{:.0f}"),
+                  ("processed fps", "processed_fps", "{:.1f}"), ("covered fps", "covered_fps", "{:.1f}"),
+                  ("cpu ms/frame", "cpu_ms_per_frame", "{:.0f}"), ("faces/frame", "faces_per_frame", "{:.1f}"),
+                  ("reconnects", "reconnects", "{}"), ("largest gap (frames)", "largest_gap_frames", "{}")])
+    for r in rows:
+        for e in r["errors"]:
+            print(f"  error: {e}")
+    return 0
+
+
 SUBCOMMANDS: List[Callable] = [add_detector_parser, add_stages_parser, add_pipeline_parser, add_attributes_parser,
-                               add_video_parser, add_anonymize_parser]
+                               add_video_parser, add_anonymize_parser, add_live_parser, add_stream_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,9 @@ Examples:
     python tools/infer.py --input "shots/**/*.png" --output out/ --max-size 1600
     python tools/infer.py --input clip.mp4 --output out/ --every-n-frames 2
     python tools/infer.py --webcam 0 --output out/ --show
+    python tools/infer.py --input rtsp://cam.local:554/live --output out/ --realtime --duration 600
+    python tools/infer.py --input http://127.0.0.1:8080/video.mjpg --output out/ --max-frames 300
+    python tools/infer.py --input https://example.org/live/index.m3u8 --output out/ --realtime --attributes-every 5
     python tools/infer.py --input photos/ --output out/ --skip-existing     # resume
     python tools/infer.py --input face_chips/ --output out/ --pad 0.25       # always add a border first
     python tools/infer.py --input photos/ --output out/ --retry-pad 0        # never retry with a border
@@ -70,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SCHEMA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input")
     src.add_argument("--input", nargs="+", metavar="X",
-                     help="image file, folder (searched recursively), glob pattern (quote it), or video file")
+                     help="image file, folder (searched recursively), glob pattern (quote it), video file, or a "
+                          "stream URL (rtsp://, rtmp://, http(s):// MJPEG / HLS .m3u8 / remote video, udp://, srt://: "
+                          "whatever OpenCV's FFmpeg reads), e.g. --input rtsp://cam.local:554/live")
     src.add_argument("--webcam", type=int, metavar="N", help="camera index (cv2.VideoCapture(N))")
     src.add_argument("--color", choices=("bgr", "rgb"), default=None,
                      help="channel order of array inputs in the Python API; irrelevant here (files are decoded "
@@ -94,8 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=4, help="images / frames per forward")
     add_detection_arguments(r)
     r.add_argument("--every-n-frames", type=int, default=1, help="process every N-th video frame")
-    r.add_argument("--max-frames", type=int, help="stop each video / the webcam after this many frames")
+    r.add_argument("--max-frames", type=int, help="stop each video / stream / the webcam after this many frames")
     r.add_argument("--no-track", action="store_true", help="no face tracking / attribute smoothing in videos")
+    r.add_argument("--attributes-every", type=int, default=1, metavar="K",
+                   help="videos and streams: run the attribute net on a tracked face only every K-th processed "
+                        "frame (always on its first); between, the track carries its smoothed labels. Saves most "
+                        "of the attribute net's time on live video, e.g. --attributes-every 5 (default 1: always)")
+    live = p.add_argument_group("streams and webcam")
+    live.add_argument("--duration", type=float, metavar="S",
+                      help="stop each stream / the webcam after S seconds, e.g. --duration 600")
+    live.add_argument("--realtime", action="store_true",
+                      help="keep up with a live source: always process the newest frame and drop the ones that "
+                           "arrived meanwhile (their numbers are missing from the results); frames are processed "
+                           "one at a time. Without it every frame is processed and the results lag a source that "
+                           "is faster than the model")
+    live.add_argument("--reconnect-delay", type=float, default=1.0, metavar="S",
+                      help="a dropped stream is reopened after S seconds, the wait doubling after each failed "
+                           "attempt up to 5 s (default 1), e.g. --reconnect-delay 0.5")
+    live.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S",
+                      help="give a stream up after S seconds without a frame (default 60; 0 = never reconnect); "
+                           "it is then listed in results.json errors, its results kept, e.g. --reconnect-timeout 300")
+    live.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
+                      help="seconds to wait for a stream to connect or send data before it counts as dropped "
+                           "(default 10), e.g. --read-timeout 5")
     return p
 
 
@@ -115,8 +141,16 @@ def main(argv=None) -> int:
         return fail("give --input X (image, folder, glob or video) or --webcam N")
     if not args.output:
         return fail("--output DIR is required")
-    if args.batch_size < 1 or args.every_n_frames < 1:
-        return fail("--batch-size and --every-n-frames must be >= 1")
+    if args.batch_size < 1 or args.every_n_frames < 1 or args.attributes_every < 1:
+        return fail("--batch-size, --every-n-frames and --attributes-every must be >= 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        return fail(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.duration is not None and not args.duration > 0:
+        return fail(f"--duration must be > 0 seconds, got {args.duration}")
+    for flag, v in (("--reconnect-delay", args.reconnect_delay), ("--reconnect-timeout", args.reconnect_timeout),
+                    ("--read-timeout", args.read_timeout)):
+        if not 0 <= v < float("inf"):
+            return fail(f"{flag} must be a number >= 0, got {v}")
     if not args.max_megapixels >= 0:
         return fail(f"--max-megapixels must be >= 0 (0 = no cap), got {args.max_megapixels}")
     try:
@@ -155,7 +189,11 @@ def main(argv=None) -> int:
         predictor, args.output, batch_size=args.batch_size, vis=not args.no_vis, show=args.show,
         skip_existing=args.skip_existing, every_n_frames=args.every_n_frames, coco=args.coco,
         track=not args.no_track, max_frames=args.max_frames, progress=not args.quiet,
-        max_pixels=int(args.max_megapixels * 1e6) or None, anonymizer=anonymizer)
+        max_pixels=int(args.max_megapixels * 1e6) or None, anonymizer=anonymizer,
+        attributes_every=args.attributes_every,
+        stream_options=dict(duration=args.duration, realtime=args.realtime, reconnect_delay=args.reconnect_delay,
+                            reconnect_timeout=args.reconnect_timeout, open_timeout=args.read_timeout,
+                            read_timeout=args.read_timeout))
     try:
         summary = runner.run(inputs, webcam=args.webcam)
     except Exception as e:  # noqa: BLE001 - results.json is written; say what stopped the run

@@ -13,8 +13,12 @@ Examples:
     curl -F file=@photo.jpg -F anonymize=blur http://127.0.0.1:8000/api/v1/analyze \
         | jq -r .anonymized.data | base64 -d > photo.anonymized.jpg
     python tools/serve.py --score-thresh 0.3    # anonymising: a missed face is worse than a blurred non-face
+    python tools/serve.py --runtime onnxruntime --threads 2 --attributes-every 5   # live camera on 2 CPU cores
+    python tools/serve.py --live-port 9001 --max-live-sessions 2
+    python tools/serve.py --no-live                                         # uploads only
 
-Open http://127.0.0.1:8000/ for the upload page and /api/docs for the API reference.
+Open http://127.0.0.1:8000/ for the upload page (its "Camera" tab analyses the browser's camera
+live) and /api/docs for the API reference.
 
 Why Flask (not FastAPI): the API is three routes around one model; Flask 3 is a small dependency
 (Werkzeug, Jinja2, click, itsdangerous, blinker), already the ``serve`` extra, and ships a test
@@ -31,6 +35,11 @@ stalled connections. HTTP requests are handled in parallel, inference runs on on
 they announce more than --max-megapixels (413), before any pixel is decoded; a request that times
 out (504) has its job cancelled. SIGTERM or Ctrl-C stops the server cleanly. It binds 127.0.0.1
 unless --host says otherwise; put a reverse proxy (TLS, authentication) in front before exposing it.
+
+The camera mode talks WebSocket to a second port (--live-port, default the HTTP port + 1), served
+by the ``websockets`` package in this same process (waitress cannot upgrade connections; see
+maskface/serving/live.py); it shares the model and its inference thread with the uploads. Browsers
+only give a page the camera on https:// or on localhost / 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -70,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTTP threads (default: --max-pending + 4, so a full queue is still answered with 503)")
     s.add_argument("--tmp-dir", default=None, help="parent folder of the per-request temporary files "
                                                     "(default: the system temp folder)")
+    lv = p.add_argument_group("live camera (the page's Camera mode, WebSocket)")
+    lv.add_argument("--live-port", type=int, default=None,
+                    help="TCP port of the camera WebSocket (default: the HTTP port + 1; 0 with --port 0 picks a free "
+                         "one), e.g. --live-port 9001")
+    lv.add_argument("--no-live", action="store_true", help="no camera mode (uploads only)")
+    lv.add_argument("--max-live-sessions", type=int, default=4,
+                    help="camera sessions at once; more are refused (default 4), e.g. --max-live-sessions 1")
+    lv.add_argument("--attributes-every", type=int, default=5, metavar="K",
+                    help="camera mode: the attribute net runs on a face's first frame and then every K-th frame of "
+                         "its track, the track carrying its smoothed labels in between (default 5; 1 = every frame)")
     m = p.add_argument_group("model (loaded once, at start-up)")
     add_model_arguments(m)
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -95,9 +114,15 @@ def main(argv=None) -> int:
         return fail("--max-upload-mb and --timeout must be > 0, --max-video-frames and --max-pending >= 1")
     if not args.max_megapixels > 0 or (args.http_threads is not None and args.http_threads < 1):
         return fail("--max-megapixels must be > 0 and --http-threads >= 1")
+    if args.max_live_sessions < 1 or args.attributes_every < 1:
+        return fail("--max-live-sessions and --attributes-every must be >= 1")
+    if args.live_port is not None and not 0 <= args.live_port <= 65535:
+        return fail(f"--live-port must be in 0..65535, got {args.live_port}")
     try:
         import flask  # noqa: F401
         import waitress  # noqa: F401
+        if not args.no_live:
+            import websockets  # noqa: F401
     except ImportError as e:
         return fail(f'{e.name} is not installed; pip install -e ".[serve]"')
 
@@ -121,7 +146,21 @@ def main(argv=None) -> int:
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {e}")
     host = f"[{args.host}]" if ":" in args.host else args.host
+    live = None
+    if not args.no_live:
+        from maskface.serving.live import LiveServer
+
+        live_port = args.live_port if args.live_port is not None else (server.server_port + 1 if args.port else 0)
+        try:
+            live = LiveServer(app.extensions["maskface"], args.host, live_port, max_sessions=args.max_live_sessions,
+                              attributes_every=args.attributes_every).start()
+        except OSError as e:
+            server.server_close()
+            return fail(f"cannot listen on {args.host}:{live_port} for the camera mode: {e} (--live-port, or --no-live)")
+        app.config["MASKFACE_LIVE_PORT"] = live.port
     logger.info("%r ready", predictor)
+    if live is not None:
+        logger.info("camera mode: WebSocket ws://%s:%d/live", host, live.port)
     logger.info("serving on http://%s:%d/  (API docs: /api/docs; Ctrl-C stops)", host, server.server_port)
 
     def stop(signum, frame):  # SIGTERM (kill, systemd, Kubernetes) stops as cleanly as Ctrl-C
@@ -133,6 +172,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         logger.info("stopping")
     finally:
+        if live is not None:
+            live.shutdown()
         server.server_close()
         app.extensions["maskface"].close()
         signal.signal(signal.SIGTERM, previous)

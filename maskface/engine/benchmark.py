@@ -629,3 +629,141 @@ def peer_times(peer: torch.nn.Module, image_rgb: np.ndarray, *, iters: int = 10,
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return {"total_ms": float(np.median(times)) * 1e3, "faces": n}
+# live video ---------------------------------------------------------------------------------------------------
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, MiB (Linux ``/proc``; else the peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def benchmark_live_page(predictor, *, seconds: float = 30.0, warmup_s: float = 5.0, attributes_every: int = 5,
+                        width: int = 640, height: int = 480, camera_fps: int = 30, anonymize: str = "",
+                        sample_s: float = 1.0) -> Dict[str, Any]:
+    """The web page's camera mode, end to end, as a user sees it: ``tools/serve.py``'s app
+    (waitress + the camera WebSocket) in this process, headless Chromium with its fake camera
+    playing a ``width x height`` clip of two real faces moving (:func:`moving_faces_frames`) at
+    ``camera_fps``, the page's own figures read every ``sample_s`` seconds for ``seconds`` after
+    ``warmup_s``. Everything (browser: capture, JPEG encoding, drawing; server: decoding, model,
+    answers) shares this machine's CPUs.
+
+    Returns: ``fps`` (analysed frames drawn per second over the whole run), ``latency_ms_median``
+    / ``latency_ms_p90`` (over the samples of the page's median latency: frame captured ->
+    its overlay drawn), ``dropped_pct`` (frames skipped by the server, % of frames sent),
+    ``faces`` (drawn in the last frame), ``server_cpu_ms_per_frame`` (CPU time of this process,
+    all threads: decoding, model, answers; the browser's is not included), server RSS at start,
+    half time and end and page JS heap at start / end (MiB; growth in the second half would be a
+    leak, the first half includes warm-up allocations) and the most jobs seen waiting at the
+    inference worker.
+    """
+    import tempfile
+    import threading
+
+    from maskface.inference.testing import moving_faces_frames
+    from maskface.serving.app import create_app, make_server
+    from maskface.serving.browser import camera_in_browser, chrome_driver, fake_camera_args, live_stats, write_y4m
+    from maskface.serving.live import LiveServer
+
+    heap = "return performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null;"
+    with tempfile.TemporaryDirectory(prefix="maskface_live_") as tmp:
+        clip = write_y4m(str(Path(tmp) / "camera.y4m"), moving_faces_frames(camera_fps * 4, width, height),
+                         fps=camera_fps)
+        app = create_app(predictor, tmp_dir=str(Path(tmp) / "uploads"))
+        service = app.extensions["maskface"]
+        server = make_server(app, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        live = LiveServer(service, port=0, attributes_every=attributes_every).start()
+        app.config["MASKFACE_LIVE_PORT"] = live.port
+        driver = chrome_driver(extra_args=fake_camera_args(clip))
+        try:
+            camera_in_browser(driver, f"http://127.0.0.1:{server.server_port}/", min_results=3, timeout=180,
+                              anonymize=anonymize)
+            time.sleep(warmup_s)
+            s0, t0, c0 = live_stats(driver), time.monotonic(), time.process_time()
+            rss0, heap0 = current_rss_mb(), driver.execute_script(heap)
+            samples, pending, rss_mid = [], 0, None
+            while time.monotonic() - t0 < seconds:
+                time.sleep(sample_s)
+                samples.append(live_stats(driver))
+                pending = max(pending, service.worker.pending)
+                if rss_mid is None and time.monotonic() - t0 >= seconds / 2:
+                    rss_mid = current_rss_mb()
+            s1, t1, c1 = live_stats(driver), time.monotonic(), time.process_time()
+            rss1, heap1 = current_rss_mb(), driver.execute_script(heap)
+        finally:
+            driver.quit()
+            live.shutdown()
+            server.shutdown()
+            service.close()
+    lat = [s["latencyMs"] for s in samples if s.get("latencyMs")]
+    results, dropped = s1["results"] - s0["results"], s1["dropped"] - s0["dropped"]
+    return {
+        "input": f"{width}x{height}", "camera_fps": camera_fps, "attributes_every": attributes_every,
+        "anonymize": anonymize or None, "seconds": round(t1 - t0, 1),
+        "fps": results / (t1 - t0),
+        "server_cpu_ms_per_frame": 1e3 * (c1 - c0) / max(1, results),
+        "latency_ms_median": float(np.median(lat)) if lat else None,
+        "latency_ms_p90": float(np.percentile(lat, 90)) if lat else None,
+        "dropped_pct": 100.0 * dropped / max(1.0, results + dropped),
+        "faces": s1.get("drawnFaces"), "errors": s1["errors"] - s0["errors"],
+        "rss_mb_start": rss0, "rss_mb_half": rss_mid, "rss_mb_end": rss1, "js_heap_mb_start": heap0, "js_heap_mb_end": heap1,
+        "max_worker_pending": pending,
+    }
+
+
+def benchmark_stream(predictor, *, seconds: float = 20.0, fps: float = 30.0, width: int = 640, height: int = 480,
+                     realtime: bool = True, every_n_frames: int = 1, attributes_every: int = 1, batch_size: int = 1,
+                     outage_after: Optional[int] = None, outage_s: float = 10.0,
+                     reconnect_delay: float = 1.0) -> Dict[str, Any]:
+    """``tools/infer.py --input http://...mjpg`` (the runner, as the tool runs it) on an MJPEG
+    stream served on 127.0.0.1 (:class:`~maskface.inference.testing.MjpegServer`, two real faces
+    moving, ``width x height`` at ``fps``) for ``seconds``; optionally the stream goes away for
+    ``outage_s`` seconds after ``outage_after`` frames.
+
+    Returns processed frames per second, the source frames they cover per second (with
+    ``every_n_frames`` / real-time skipping), CPU ms per processed frame (this process, all
+    threads, the MJPEG server's share included), reconnections, and the largest gap in the
+    results' frame numbers (real-time skipping, or frames lost in an outage).
+    """
+    import json
+    import tempfile
+
+    from maskface.inference.runner import InferenceRunner
+    from maskface.inference.testing import MjpegServer, moving_faces_frames
+
+    from maskface.inference.video import FrameAnalyzer
+
+    clip = moving_faces_frames(int(fps * 4), width, height)
+    FrameAnalyzer(predictor).analyze(clip[:1])  # first-use imports (SciPy's matcher) outside the timing
+    mjpeg = MjpegServer(clip, fps=fps, outage_after=outage_after, outage_s=outage_s).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="maskface_stream_") as tmp:
+            runner = InferenceRunner(
+                predictor, tmp, batch_size=batch_size, vis=False, progress=False, every_n_frames=every_n_frames,
+                attributes_every=attributes_every,
+                stream_options=dict(duration=seconds, realtime=realtime, reconnect_delay=reconnect_delay,
+                                    reconnect_timeout=max(60.0, 3 * outage_s)))
+            t0, c0 = time.monotonic(), time.process_time()
+            summary = runner.run([(mjpeg.url, "stream")])
+            wall, cpu = time.monotonic() - t0, time.process_time() - c0
+            lines = [json.loads(x) for x in (Path(tmp) / "results.jsonl").read_text().splitlines()]
+    finally:
+        mjpeg.stop()
+    frames = [r["frame"] for r in lines if "faces" in r]
+    gaps = np.diff(frames) if len(frames) > 1 else np.zeros(0)
+    return {
+        "input": f"{width}x{height}", "stream_fps": fps, "realtime": realtime, "every_n_frames": every_n_frames,
+        "attributes_every": attributes_every, "batch_size": batch_size, "seconds": round(wall, 1),
+        "processed_fps": len(frames) / wall, "covered_fps": (frames[-1] + 1) / wall if frames else 0.0,
+        "cpu_ms_per_frame": 1e3 * cpu / max(1, len(frames)),
+        "faces_per_frame": float(np.mean([len(r["faces"]) for r in lines if "faces" in r])) if frames else 0.0,
+        "reconnects": mjpeg.connections - 1, "largest_gap_frames": int(gaps.max()) if gaps.size else 0,
+        "errors": [e["error"] for e in summary.errors],
+    }

@@ -317,7 +317,8 @@ def resize_max_side(image: np.ndarray, max_size: int | None) -> Tuple[np.ndarray
 
 
 def collect_inputs(spec: Union[str, Path, Sequence[Union[str, Path]]]) -> List[Tuple[str, str]]:
-    """Expand an ``--input`` into ``[(path, kind)]`` with kind ``"image"``, ``"video"`` or
+    """Expand an ``--input`` into ``[(path, kind)]`` with kind ``"image"``, ``"video"``,
+    ``"stream"`` (a URL, see :func:`maskface.inference.streams.is_stream_url`) or
     ``"unreadable"`` (a sub-folder that cannot be listed, e.g. no permission: the runner reports
     it as a failed input rather than skipping it silently).
 
@@ -341,6 +342,10 @@ def collect_inputs(spec: Union[str, Path, Sequence[Union[str, Path]]]) -> List[T
                 uniq.append((p, k))
         return uniq
     spec = str(spec)
+    from maskface.inference.streams import is_stream_url
+
+    if is_stream_url(spec):  # rtsp://, http://...mjpg, https://...m3u8: read live by the runner
+        return [(spec, "stream")]
     if os.path.isdir(spec):
         found = []
         unreadable: List[Tuple[str, str]] = []

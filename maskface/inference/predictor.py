@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -491,9 +491,12 @@ class FacePredictor:
         return to_rgb_array(x, color, name=f"image {i}")
 
     @torch.inference_mode()
-    def predict_batch(self, images: Sequence[ImageInput], color: str = "bgr") -> List[List[Face]]:
+    def predict_batch(self, images: Sequence[ImageInput], color: str = "bgr",
+                      attributes: bool = True) -> List[List[Face]]:
         """Faces of every image of ``images`` (see :meth:`__call__`), one detector call and one
-        attribute-net call for the whole batch."""
+        attribute-net call for the whole batch. ``attributes=False`` skips the attribute net
+        (faces without age / gender / emotion; :meth:`predict_attributes` adds them later, e.g.
+        only for the new tracks of a video frame)."""
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
         if isinstance(images, np.ndarray) and images.ndim == 4:
@@ -522,21 +525,9 @@ class FacePredictor:
         # 4. crops of every face of the batch -> one attribute-net call
         n_faces = sum(len(p[0]) for p in per_image)
         attrs: List[Optional[Dict[str, Any]]] = [None] * n_faces
-        if self.attribute_net is not None and n_faces:
-            from maskface.modeling.attributes import extract_face_crops
-
-            kw = self.crop_kwargs()
-            crops = []
-            for rgb, (boxes, masks_dev, _) in zip(rgbs, per_image):
-                if len(boxes) == 0:
-                    continue
-                img = torch.from_numpy(rgb).to(self.device) if cuda else rgb
-                crops.append(extract_face_crops(img, boxes, list(masks_dev), **kw))
-            batch = torch.cat(crops).to(self.device)
-            raw = self.attribute_net(batch)
-            attrs = list(self.attribute_net.decode(raw))
-            if len(attrs) != n_faces:
-                raise RuntimeError(f"attribute net decoded {len(attrs)} faces for {n_faces} crops")
+        if attributes and self.attribute_net is not None and n_faces:
+            attrs = self._attributes([(rgb, boxes, list(masks_dev)) for rgb, (boxes, masks_dev, _)
+                                      in zip(rgbs, per_image) if len(boxes)])
         sync()
         t4 = time.perf_counter()
 
@@ -576,6 +567,54 @@ class FacePredictor:
         return dataclasses.replace(plan, min_size=min(self._cfg_min_size, self.max_size),
                                    extra_pass_size=None if extra is None else
                                    tuple(min(v, self.max_size) for v in extra))
+    @torch.inference_mode()
+    def predict_attributes(self, images: Sequence[ImageInput], faces: Sequence[Sequence[Face]],
+                           color: str = "bgr") -> None:
+        """Age / gender / emotion of ``faces[i]`` (faces of ``images[i]``, e.g. from
+        ``predict_batch(..., attributes=False)``), set in place; one attribute-net call for all.
+
+        Each face needs its ``box`` (and its ``mask``, ``H x W`` bool of its image, for the
+        masked crop; without one the box is cropped unmasked). No attribute net: nothing changes.
+        """
+        if self.attribute_net is None:
+            return
+        if len(images) != len(faces):
+            raise ValueError(f"predict_attributes: {len(images)} images but {len(faces)} face lists")
+        jobs, todo = [], []
+        for i, (x, fs) in enumerate(zip(images, faces)):
+            if not fs:
+                continue
+            rgb = self._to_rgb(x, color, i)
+            boxes = np.array([f.box for f in fs], dtype=np.float32).reshape(-1, 4)
+            masks = [f.mask if f.mask is not None else np.ones(rgb.shape[:2], bool) for f in fs]
+            if self.device.type == "cuda":
+                masks = [torch.from_numpy(np.ascontiguousarray(m)).to(self.device) for m in masks]
+            jobs.append((rgb, boxes, masks))
+            todo.extend(fs)
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        for f, a in zip(todo, self._attributes(jobs)):
+            f.set_attributes(a)
+        self.timings = {"attributes_ms": (time.perf_counter() - t0) * 1e3, "images": len(jobs), "faces": len(todo)}
+
+    def _attributes(self, jobs: Sequence[Tuple[np.ndarray, np.ndarray, list]]) -> List[Dict[str, Any]]:
+        """Decoded attributes of every face of ``jobs``: ``[(rgb H x W x 3, boxes (N, 4) px,
+        N masks)]`` (images with at least one face), in order."""
+        from maskface.modeling.attributes import extract_face_crops
+
+        kw = self.crop_kwargs()
+        cuda = self.device.type == "cuda"
+        crops = []
+        for rgb, boxes, masks in jobs:
+            img = torch.from_numpy(rgb).to(self.device) if cuda else rgb
+            crops.append(extract_face_crops(img, boxes, masks, **kw))
+        raw = self.attribute_net(torch.cat(crops).to(self.device))
+        attrs = list(self.attribute_net.decode(raw))
+        n_faces = sum(len(b) for _, b, _ in jobs)
+        if len(attrs) != n_faces:
+            raise RuntimeError(f"attribute net decoded {len(attrs)} faces for {n_faces} crops")
+        return attrs
 
     def _detect(self, originals: List[np.ndarray], pad: float):
         """Detector pass over RGB images, each given a grey border of ``pad`` first when > 0.

@@ -15,6 +15,11 @@ Every input that fails (unreadable image or sub-folder, an image over the pixel 
 that cannot be opened or ends early, a prediction error) is reported with its file and reason,
 the rest are still processed, and the summary's ``exit_code`` is non-zero.
 
+Streams (``rtsp://``, ``http://...mjpg``, ``...m3u8``: :mod:`maskface.inference.streams`) and the
+webcam are read live, reconnecting when they drop; they end at ``max_frames`` / ``duration``,
+when given up (an error), or on Ctrl-C, which ends such a run normally (outputs finalised, exit
+status 0); SIGTERM / SIGHUP interrupt it like any run.
+
 However a run ends (done, Ctrl-C / SIGINT, SIGTERM, SIGHUP, or an unexpected error),
 ``results.json`` and ``results.csv`` are rebuilt from ``results.jsonl``, and every input that was
 not finished is listed in ``errors`` (``"not finished: ..."``), so ``--skip-existing`` redoes
@@ -40,6 +45,7 @@ import numpy as np
 from maskface.inference.anonymize import Anonymizer
 from maskface.inference.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image, rgb_to_bgr
 from maskface.inference.results import ImageResult
+from maskface.inference.streams import StreamReader, redact_url, stream_file_name
 from maskface.inference.video import VideoOpenError, VideoReader, VideoWriter, process_video
 from maskface.inference.visualize import draw_faces
 from maskface.inference.writers import (
@@ -139,12 +145,20 @@ class InferenceRunner:
         anonymizer: also write every image / video with its faces anonymised under
             ``anonymized/`` (``--show`` then displays the anonymised frames); in videos a lost
             face stays covered for ``anonymizer.hold_frames`` processed frames.
+        attributes_every: in videos, run the attribute net on a tracked face every this many
+            processed frames (see :class:`~maskface.inference.video.FrameAnalyzer`).
+        stream_options: keyword arguments of :class:`~maskface.inference.streams.StreamReader`
+            for streams (``"stream"`` inputs) and the webcam: ``duration``, ``realtime``,
+            ``reconnect_delay``, ``max_reconnect_delay``, ``reconnect_timeout``, ``open_timeout``,
+            ``read_timeout``. In real-time mode frames are processed one at a time (no batching:
+            a batch would wait for frames and add latency).
     """
 
     def __init__(self, predictor, output_dir: str, batch_size: int = 4, vis: bool = True, show: bool = False,
                  skip_existing: bool = False, every_n_frames: int = 1, coco: bool = False, track: bool = True,
                  max_frames: Optional[int] = None, progress: bool = True,
-                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, anonymizer: Optional[Anonymizer] = None):
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, anonymizer: Optional[Anonymizer] = None,
+                 attributes_every: int = 1, stream_options: Optional[Dict] = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if every_n_frames < 1:
@@ -162,6 +176,8 @@ class InferenceRunner:
         self.progress = progress
         self.max_pixels = max_pixels
         self.anonymizer = anonymizer
+        self.attributes_every = attributes_every
+        self.stream_options = dict(stream_options or {})
         self._window = False
         self._stop = False
         self._handled: Set[str] = set()  # inputs of this run with a final record (result, error, complete)
@@ -237,7 +253,7 @@ class InferenceRunner:
                 todo.append((p, kind))
         if summary.skipped:
             logger.info("--skip-existing: %d input(s) already done, %d to do", summary.skipped, len(todo))
-        files = [p for p, _ in inputs]
+        files = [p for p, k in inputs if k != "stream"]
         root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files]) if files else None
         log = JsonlWriter(self.jsonl_path, append=True)
         self._handled = set()
@@ -248,13 +264,16 @@ class InferenceRunner:
                     self._error(log, summary, p, f"cannot read folder ({_listing_problem(p)}); its files were "
                                                  "not processed")
                 images = [p for p, k in todo if k == "image"]
-                videos = [p for p, k in todo if k == "video"]
+                videos = [(p, k) for p, k in todo if k in ("video", "stream")]
                 if images:
                     self._run_images(images, root, log, summary)
-                for v in videos:
+                for v, kind in videos:
                     if self._stop:
                         break
-                    self._run_video(v, v, root, log, summary)
+                    if kind == "stream":
+                        self._run_video(v, redact_url(v), None, log, summary, camera=True)
+                    else:
+                        self._run_video(v, v, root, log, summary)
                 if webcam is not None and not self._stop:
                     self._run_video(int(webcam), f"webcam:{webcam}", None, log, summary, camera=True)
             except KeyboardInterrupt as e:
@@ -374,7 +393,11 @@ class InferenceRunner:
     def _run_video(self, source, name: str, root: Optional[str], log: JsonlWriter, summary: RunSummary,
                    camera: bool = False) -> None:
         try:
-            reader = VideoReader(source, max_frames=self.max_frames, max_pixels=self.max_pixels)
+            if camera:  # a webcam or a stream: reconnects, time limit, real-time mode
+                reader = StreamReader(source, max_frames=self.max_frames, max_pixels=self.max_pixels,
+                                      **self.stream_options)
+            else:
+                reader = VideoReader(source, max_frames=self.max_frames, max_pixels=self.max_pixels)
         except VideoOpenError as e:
             msg = str(e)
             self._error(log, summary, name, msg[len(name) + 2:] if msg.startswith(name + ": ") else msg)
@@ -388,13 +411,16 @@ class InferenceRunner:
         try:
             for folder in (VIS_DIR,) * self.vis + (ANON_DIR,) * (hold is not None):
                 vpath = self._vis_path(name, root, video=True, folder=folder) if not camera else \
-                    self.out / folder / f"webcam_{source}.mp4"
+                    self.out / folder / (f"webcam_{source}.mp4" if isinstance(source, int) else
+                                         stream_file_name(source) + ".mp4")
                 w = VideoWriter(str(vpath), reader.fps, (reader.width, reader.height))
                 writer, anon_writer = (w, anon_writer) if folder == VIS_DIR else (writer, w)
                 logger.info("%s: writing %s at %.2f fps, %dx%d; audio (if any) is not copied (mp4v video only)",
                             name, vpath, reader.fps, reader.width, reader.height)
-            for fr in process_video(self.predictor, reader, batch_size=self.batch_size,
-                                    every_n_frames=self.every_n_frames, track=self.track):
+            realtime = camera and self.stream_options.get("realtime")
+            for fr in process_video(self.predictor, reader, batch_size=1 if realtime else self.batch_size,
+                                    every_n_frames=self.every_n_frames, track=self.track,
+                                    attributes_every=self.attributes_every):
                 if fr.processed:
                     res = ImageResult(file=name, width=fr.image_bgr.shape[1], height=fr.image_bgr.shape[0],
                                       frame=fr.index, faces=fr.faces)
@@ -418,8 +444,9 @@ class InferenceRunner:
                 if self._stop:
                     break
         except KeyboardInterrupt as e:
-            if camera and getattr(e, "signum", signal.SIGINT) == signal.SIGINT:  # how a webcam session ends
-                logger.info("webcam stopped")
+            if camera and getattr(e, "signum", signal.SIGINT) == signal.SIGINT:  # how a webcam / stream session ends
+                logger.info("%s: stopped (Ctrl-C) after %d frames", name, reader.frames_read)
+                self._stop = True  # the run ends here, with its outputs finalised as usual
             else:
                 failed = interrupted = True
                 kept = f"; the annotated video so far is {writer.partial_path}" if writer is not None else ""
@@ -440,9 +467,14 @@ class InferenceRunner:
             if anon_writer is not None:
                 anon_writer.close(commit=True)
                 summary.outputs.setdefault("anonymized", str(self.out / ANON_DIR))
+        if camera and getattr(reader, "reconnects", 0) + getattr(reader, "frames_dropped", 0):
+            logger.info("%s: %d frames read, %d dropped to keep up (real-time), %d reconnection(s)", name,
+                        reader.frames_read, reader.frames_dropped, reader.reconnects)
         if failed:
             return
-        if reader.ended_early():
+        if camera and reader.ended_early():
+            self._error(log, summary, name, f"{reader.problem}; the results of the frames read are kept")
+        elif reader.ended_early():
             self._error(log, summary, name, f"video ended early: read {reader.frames_read} of {reader.total} frames "
                                             "(truncated or corrupt file); results of the frames read are kept")
         elif not camera and not self._stop:

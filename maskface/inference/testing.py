@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 #: Detector overrides: ResNet-18 with slim FPN / heads on 128 px inputs, few proposals.
 TINY_DETECTOR_OPTS: List[str] = [
@@ -174,3 +174,151 @@ class PredictorWrapper:
             object.__setattr__(self, name, value)
         else:
             setattr(self._p, name, value)
+
+
+# live sources ------------------------------------------------------------------------------------------------
+
+
+def moving_faces_frames(n_frames: int, width: int = 640, height: int = 480, seed: int = 0):
+    """``n_frames`` BGR frames (``height x width x 3`` uint8) of two real faces moving on a grey
+    background: skimage's astronaut and matplotlib's grace_hopper.jpg (both public domain),
+    ~40 % of the frame height each, gliding back and forth (the last frame leads smoothly into
+    the first, so a looping player shows continuous motion). For live-video tests and benchmarks."""
+    import cv2
+    import matplotlib
+    import numpy as np
+    from skimage import data
+
+    hopper = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    side = int(height * 0.45)
+    faces = [cv2.resize(np.ascontiguousarray(data.astronaut()[40:300, 120:380, ::-1]), (side, side)),
+             cv2.resize(hopper[30:420, 60:450], (side, side))]
+    rng = np.random.default_rng(seed)
+    base = np.full((height, width, 3), 118, np.uint8)
+    base = np.clip(base.astype(np.int16) + rng.integers(-6, 7, (height, width, 1)), 0, 255).astype(np.uint8)
+    frames = []
+    for i in range(n_frames):
+        t = 2 * np.pi * i / max(1, n_frames)  # one period per clip: loops seamlessly
+        frame = base.copy()
+        for k, face in enumerate(faces):
+            cx = width * (0.27 + 0.46 * k) + 0.08 * width * np.sin(t + k * np.pi / 2)
+            cy = height * 0.5 + 0.08 * height * np.cos(t + k)
+            x0 = int(np.clip(cx - side / 2, 0, width - side))
+            y0 = int(np.clip(cy - side / 2, 0, height - side))
+            frame[y0:y0 + side, x0:x0 + side] = face
+        frames.append(frame)
+    return frames
+
+
+class MjpegServer:
+    """An MJPEG stream (HTTP ``multipart/x-mixed-replace``, as IP cameras serve it) on
+    ``127.0.0.1`` from a thread, looping ``frames`` at ``fps``. :meth:`stop` drops every
+    connection at once (a camera going away); :meth:`start` again serves on the same port.
+
+        >>> server = MjpegServer(moving_faces_frames(30), fps=15).start()
+        >>> server.url                 # "http://127.0.0.1:PORT/stream.mjpg"
+        >>> server.stop(); server.start(); server.close()
+    """
+
+    def __init__(self, frames, fps: float = 15.0, port: int = 0, quality: int = 80,
+                 outage_after: Optional[int] = None, outage_s: float = 1.0):
+        import cv2
+
+        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for f in frames]
+        self.fps = float(fps)
+        self.port = port
+        self.frames_sent = 0
+        self.connections = 0
+        # a scripted outage: after ``outage_after`` frames in all, the server goes away for
+        # ``outage_s`` seconds (connections dropped, new ones refused), then serves again
+        self.outage_after, self.outage_s = outage_after, outage_s
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    def start(self) -> "MjpegServer":
+        import http.server
+        import socket
+        import threading
+        import time
+
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_GET(self):
+                owner.connections += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=maskfaceframe")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                k, t_next = 0, time.monotonic()
+                try:
+                    while not server.stopping.is_set():
+                        jpeg = owner.jpegs[k % len(owner.jpegs)]
+                        self.wfile.write(b"--maskfaceframe\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                        self.wfile.flush()
+                        owner.frames_sent += 1
+                        if owner.frames_sent == owner.outage_after:
+                            threading.Thread(target=owner._outage, daemon=True).start()
+                            return
+                        k += 1
+                        t_next += 1.0 / owner.fps
+                        server.stopping.wait(max(0.0, t_next - time.monotonic()))
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+            def process_request(self, request, client_address):
+                self.clients.append(request)
+                super().process_request(request, client_address)
+
+        server = Server(("127.0.0.1", self.port), Handler)
+        server.stopping = threading.Event()
+        server.clients = []
+        self.port = server.server_address[1]
+        self._server = server
+        self._socket_module = socket
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection (clients see the stream end)."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.stopping.set()
+        server.shutdown()
+        for sock in server.clients:
+            try:
+                sock.shutdown(self._socket_module.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        server.server_close()
+        self._thread.join(timeout=5)
+
+    def _outage(self) -> None:
+        import time
+
+        self.stop()
+        time.sleep(self.outage_s)
+        self.start()
+
+    close = stop
+
+    def __enter__(self):
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -264,6 +264,7 @@ class _AttrState:
     age_std: Optional[float] = None
     p_female: Optional[float] = None
     emotion: Optional[np.ndarray] = None
+    age_group_top: Optional[str] = None
     n: int = 0
     last_seen: int = 0
 
@@ -275,6 +276,10 @@ class AttributeSmoother:
     plain running mean instead (weight ``1/n``), so a track's first noisy frame does not
     dominate. Gender and emotion are re-derived from the averaged probabilities, the age group
     from the averaged age. Faces without a ``track_id`` pass through unchanged.
+
+    A tracked face *without* attributes (the attribute net was not run for it on this frame,
+    see :class:`~maskface.inference.video.FrameAnalyzer`'s ``attributes_every``) gets its
+    track's current estimate, unchanged: the track carries its labels between updates.
     """
 
     def __init__(self, alpha: float = 0.2, warmup: int = 5, forget_after: int = 300):
@@ -293,7 +298,13 @@ class AttributeSmoother:
         """Smooth the attributes of tracked faces in place; returns ``faces``."""
         self._t += 1
         for f in faces:
-            if f.track_id is None or not f.has_attributes:
+            if f.track_id is None:
+                continue
+            if not f.has_attributes:  # not analysed this frame: carry the track's estimate
+                s = self._state.get(f.track_id)
+                if s is not None:
+                    s.last_seen = self._t
+                    _write_back(s, f)
                 continue
             s = self._state.setdefault(f.track_id, _AttrState())
             s.n += 1
@@ -313,20 +324,27 @@ class AttributeSmoother:
             if f.emotion_probs:
                 vec = np.array([f.emotion_probs.get(e, 0.0) for e in EMOTIONS], dtype=np.float64)
                 s.emotion = ema(s.emotion, vec)
-            # write back
-            if s.age is not None:
-                f.age = float(s.age)
-                f.age_group = age_to_group(s.age)
-            if s.age_std is not None:
-                f.age_std = float(s.age_std)
-            if s.p_female is not None:
-                f.gender = GENDERS[0] if s.p_female >= 0.5 else GENDERS[1]
-                f.gender_prob = float(max(s.p_female, 1.0 - s.p_female))
-            if s.emotion is not None:
-                probs = s.emotion / max(s.emotion.sum(), 1e-12)
-                f.emotion_probs = {e: float(p) for e, p in zip(EMOTIONS, probs)}
-                f.emotion = EMOTIONS[int(np.argmax(probs))]
+            s.age_group_top = f.age_group_top or s.age_group_top
+            _write_back(s, f)
         stale = [k for k, s in self._state.items() if self._t - s.last_seen > self.forget_after]
         for k in stale:
             del self._state[k]
         return list(faces)
+
+
+def _write_back(s: _AttrState, f: Face) -> None:
+    """A track's smoothed estimate -> ``f``'s attribute fields."""
+    if s.age is not None:
+        f.age = float(s.age)
+        f.age_group = age_to_group(s.age)
+    if s.age_std is not None:
+        f.age_std = float(s.age_std)
+    if s.p_female is not None:
+        f.gender = GENDERS[0] if s.p_female >= 0.5 else GENDERS[1]
+        f.gender_prob = float(max(s.p_female, 1.0 - s.p_female))
+    if s.emotion is not None:
+        probs = s.emotion / max(s.emotion.sum(), 1e-12)
+        f.emotion_probs = {e: float(p) for e, p in zip(EMOTIONS, probs)}
+        f.emotion = EMOTIONS[int(np.argmax(probs))]
+    if f.age_group_top is None:
+        f.age_group_top = s.age_group_top

@@ -25,7 +25,8 @@ from maskface.utils.io import file_problem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoOpenError", "VideoTooLarge", "VideoReader", "VideoWriter", "FrameResult", "process_video"]
+__all__ = ["VideoOpenError", "VideoTooLarge", "VideoReader", "VideoWriter", "FrameResult", "FrameAnalyzer",
+           "process_video"]
 
 DEFAULT_FPS = 30.0
 
@@ -38,7 +39,27 @@ class VideoTooLarge(VideoOpenError):
     """A stream's frames have more pixels than allowed (checked before the first frame is decoded)."""
 
 
-class VideoReader:
+def three_channels(frame: np.ndarray) -> np.ndarray:
+    """A decoded frame as ``H x W x 3``: grey frames repeated, a fourth (alpha) channel dropped."""
+    if frame.ndim == 2:
+        return np.dstack([frame] * 3)
+    return frame[:, :, :3] if frame.shape[2] == 4 else frame
+
+
+class _Closing:
+    """``with reader:`` closes it."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoReader(_Closing):
     """Frames of a video file or a camera, as BGR uint8 arrays.
 
     Args:
@@ -99,12 +120,13 @@ class VideoReader:
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     break
-            if frame.ndim == 2:
-                frame = np.dstack([frame] * 3)
-            elif frame.shape[2] == 4:
-                frame = frame[:, :, :3]
             self.frames_read += 1
-            yield frame
+            yield three_channels(frame)
+
+    @property
+    def position(self) -> int:
+        """Frame number (from 0) of the last frame delivered."""
+        return self.frames_read - 1
 
     @property
     def total(self) -> Optional[int]:
@@ -126,12 +148,6 @@ class VideoReader:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):  # pragma: no cover - best effort
         try:
@@ -198,6 +214,75 @@ class FrameResult:
     processed: bool
 
 
+class FrameAnalyzer:
+    """Faces of consecutive frames of one video / stream, tracked, with smoothed attributes.
+
+    Args:
+        predictor: a :class:`~maskface.inference.predictor.FacePredictor`.
+        track: give faces stable ``track_id``s (:class:`FaceTracker`) and smooth their
+            attributes per track (:class:`AttributeSmoother`); ``False``: each frame on its own.
+        attributes_every: with tracking, run the attribute net on a tracked face only every
+            this many analysed frames of its track (its first frame always); in between the
+            track carries its smoothed labels. Faces without a track are always analysed.
+            1 (default) = every face of every frame. Live video uses ~5: the detector runs on
+            every frame, the attribute net mostly on new faces.
+        tracker / smoother: custom instances (defaults: thresholds from the predictor).
+    """
+
+    def __init__(self, predictor, track: bool = True, attributes_every: int = 1,
+                 tracker: Optional[FaceTracker] = None, smoother: Optional[AttributeSmoother] = None):
+        if int(attributes_every) < 1:
+            raise ValueError(f"attributes_every must be >= 1, got {attributes_every}")
+        self.predictor = predictor
+        self.track = track
+        self.attributes_every = int(attributes_every)
+        if track:
+            self.tracker = tracker or FaceTracker(high_thresh=max(0.5, predictor.score_thresh),
+                                                  low_thresh=min(0.1, predictor.score_thresh),
+                                                  new_track_thresh=max(0.6, predictor.score_thresh))
+            self.smoother = smoother or AttributeSmoother()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks (a new video)."""
+        if self.track:
+            self.tracker.reset()
+            self.smoother.reset()
+        self._frame = 0
+        self._analysed_at: dict = {}  # track_id -> frame number of its last attribute-net run
+
+    def analyze(self, frames_bgr: List[np.ndarray]) -> List[List[Face]]:
+        """Faces of ``frames_bgr`` (consecutive BGR frames, H x W x 3 uint8), in order: one
+        detector call for all, then at most one attribute-net call."""
+        p = self.predictor
+        if not self.track:
+            return p.predict_batch(frames_bgr, color="bgr")
+        throttle = self.attributes_every > 1 and getattr(p, "has_attributes", False)
+        per_frame = p.predict_batch(frames_bgr, color="bgr", attributes=False) if throttle else \
+            p.predict_batch(frames_bgr, color="bgr")
+        if not throttle:
+            for faces in per_frame:
+                self.tracker.update(faces)
+                self.smoother.update(faces)
+            return per_frame
+        todo = []
+        for faces in per_frame:
+            self._frame += 1
+            self.tracker.update(faces)
+            need = [f for f in faces if f.track_id is None
+                    or self._frame - self._analysed_at.get(f.track_id, -10 ** 9) >= self.attributes_every]
+            for f in need:
+                if f.track_id is not None:
+                    self._analysed_at[f.track_id] = self._frame
+            todo.append(need)
+        p.predict_attributes(frames_bgr, todo, color="bgr")
+        for faces in per_frame:
+            self.smoother.update(faces)
+        live = {t.track_id for t in self.tracker.tracks}
+        self._analysed_at = {k: v for k, v in self._analysed_at.items() if k in live}
+        return per_frame
+
+
 def process_video(
     predictor,
     reader: VideoReader,
@@ -207,6 +292,7 @@ def process_video(
     smoother: Optional[AttributeSmoother] = None,
     track: bool = True,
     start_frame: int = 0,
+    attributes_every: int = 1,
 ) -> Iterator[FrameResult]:
     """Run ``predictor`` on a video, ``batch_size`` processed frames per call, and yield every
     frame in order (processed or not) with tracked, smoothed faces.
@@ -214,31 +300,25 @@ def process_video(
     Args:
         every_n_frames: process frames 0, n, 2n, ...; the others reuse the last faces.
         tracker / smoother: defaults are created when ``track`` is true (reset here).
+        attributes_every: see :class:`FrameAnalyzer` (1: attributes of every face of every
+            processed frame).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     every = max(1, int(every_n_frames))
-    if track:
-        tracker = tracker or FaceTracker(high_thresh=max(0.5, predictor.score_thresh),
-                                         low_thresh=min(0.1, predictor.score_thresh),
-                                         new_track_thresh=max(0.6, predictor.score_thresh))
-        smoother = smoother or AttributeSmoother()
-        tracker.reset()
-        smoother.reset()
+    analyzer = FrameAnalyzer(predictor, track=track, attributes_every=attributes_every, tracker=tracker,
+                             smoother=smoother)
     pending: List[tuple] = []  # (index, frame, to_process)
     last_faces: List[Face] = []
 
     def flush():
         nonlocal last_faces
         todo = [(i, f) for i, f, p in pending if p]
-        results = predictor.predict_batch([f for _, f in todo], color="bgr") if todo else []
+        results = analyzer.analyze([f for _, f in todo]) if todo else []
         by_index = dict(zip([i for i, _ in todo], results))
         for i, frame, p in pending:
             if p:
                 faces = by_index[i]
-                if track:
-                    tracker.update(faces)
-                    smoother.update(faces)
                 last_faces = faces
                 yield FrameResult(i, frame, faces, True)
             else:
@@ -250,7 +330,8 @@ def process_video(
     max_pending = max(batch_size, 32)
     n_todo = 0
     for k, frame in enumerate(reader):
-        index = start_frame + k
+        # the source's frame number: a live stream in real-time mode skips frames (gaps)
+        index = start_frame + int(getattr(reader, "position", k))
         todo = index % every == 0
         pending.append((index, frame, todo))
         n_todo += todo

@@ -14,6 +14,10 @@ Routes:
 * ``GET  /api/v1/health``         model, device, version, limits
 * ``GET  /api/v1/openapi.json``   OpenAPI 3.0 description; ``GET /api/docs`` renders it
 
+With a :class:`~maskface.serving.live.LiveServer` beside it (``tools/serve.py`` starts one; its
+port in ``app.config["MASKFACE_LIVE_PORT"]``), the page has a "Camera" mode: the browser's camera
+streams to ``ws://HOST:LIVE_PORT/live`` and faces are drawn over the live video.
+
 Every API error is JSON ``{"error": short reason, "detail": what to do}`` with a 4xx/5xx status:
 400 bad field / empty file, 413 too large (bytes, pixels from the image header, video frames),
 415 not an image or video by content, 422 undecodable, 503 queue full, 504 time-out (the job is
@@ -42,8 +46,20 @@ logger = logging.getLogger(__name__)
 __all__ = ["create_app", "make_server", "WSGIServer"]
 
 _FORM_SLACK = 1 << 20  # multipart boundaries and the small form fields, on top of the file itself
-_CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; script-src 'self'; "
+        "style-src 'self'; connect-src 'self' blob:{live}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def _csp() -> str:
+    """The Content-Security-Policy; with a live server, ``connect-src`` also allows its
+    WebSocket on the host the page was loaded from (and nothing else)."""
+    from flask import current_app
+
+    port = current_app.config.get("MASKFACE_LIVE_PORT")
+    if not port:
+        return _CSP.format(live="")
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return _CSP.format(live=f" ws://{host}:{port} wss://{host}:{port}")
 
 
 def _error(status: int, error: str, detail: str = "", **headers):
@@ -73,7 +89,7 @@ def create_app(predictor, limits: Optional[Limits] = None, tmp_dir: Optional[str
 
     @app.after_request
     def _headers(resp):
-        resp.headers.setdefault("Content-Security-Policy", _CSP)
+        resp.headers.setdefault("Content-Security-Policy", _csp())
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/v1/analyze"):
             resp.headers.setdefault("Cache-Control", "no-store")
@@ -82,7 +98,8 @@ def create_app(predictor, limits: Optional[Limits] = None, tmp_dir: Optional[str
     # pages ------------------------------------------------------------------------------------------
     @app.get("/")
     def index():
-        client = {"analyze_url": "/api/v1/analyze", "max_upload_bytes": service.limits.max_upload_bytes}
+        client = {"analyze_url": "/api/v1/analyze", "max_upload_bytes": service.limits.max_upload_bytes,
+                  "live_port": app.config.get("MASKFACE_LIVE_PORT"), "model": service.model_info}
         return render_template("index.html", model=service.model_name, device=service.device,
                                max_upload_mb=f"{service.limits.max_upload_bytes / (1 << 20):g}", client_config=client)
 

@@ -265,3 +265,29 @@ def test_retry_pad_not_used_when_faces_are_found_or_pad_is_set(tiny_files):
     assert len(p(np.zeros((100, 200, 3), np.uint8))) == 1 and p.detector.seen == [(100, 200)]
     p.pad, p.detector = 0.5, _BorderOnlyDetector()
     assert len(p(np.full((100, 200, 3), 200, np.uint8))) == 1 and p.detector.seen == [(200, 400)]
+
+
+def test_attributes_later_equal_attributes_at_once(tiny_predictor_for_split):
+    """predict_batch(attributes=False) + predict_attributes == predict_batch: the split that live
+    video uses to run the attribute net only for some faces."""
+    from skimage import data
+
+    pred = tiny_predictor_for_split
+    img = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    full = pred.predict_batch([img], color="rgb")[0]
+    bare = pred.predict_batch([img], color="rgb", attributes=False)[0]
+    assert len(full) == len(bare) > 0 and not any(f.has_attributes for f in bare)
+    pred.predict_attributes([img], [bare[:1]], color="rgb")
+    assert bare[0].age == pytest.approx(full[0].age, abs=1e-4) and bare[0].emotion == full[0].emotion
+    assert not bare[1].has_attributes
+    with pytest.raises(ValueError, match="2 images but 1 face lists"):
+        pred.predict_attributes([img, img], [bare], color="rgb")
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor_for_split(tmp_path_factory):
+    from maskface.inference.predictor import FacePredictor
+    from maskface.inference.testing import write_tiny_models
+
+    files = write_tiny_models(tmp_path_factory.mktemp("split"))
+    return FacePredictor(device="cpu", **files.predictor_kwargs())

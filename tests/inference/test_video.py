@@ -124,3 +124,49 @@ def test_every_n_frames(tmp_path):
     assert [f.index for f in frames if f.processed] == list(range(0, N, 3))
     assert sum(pred.calls) == len(range(0, N, 3))
     assert frames[1].faces is frames[0].faces  # skipped frames reuse the last faces
+
+
+class ThrottledBlobPredictor(BlobPredictor):
+    """BlobPredictor with the attribute split of FacePredictor: records which faces got attributes."""
+
+    has_attributes = True
+
+    def __init__(self):
+        super().__init__()
+        self.attribute_calls = []
+
+    def predict_batch(self, images, color="bgr", attributes=True):
+        out = super().predict_batch(images, color)
+        if not attributes:
+            for faces in out:
+                for f in faces:
+                    f.age = f.age_std = f.gender = f.gender_prob = f.age_group = None
+        return out
+
+    def predict_attributes(self, images, faces, color="bgr"):
+        self.attribute_calls.append([len(fs) for fs in faces])
+        for fs in faces:
+            for f in fs:
+                f.set_attributes({"age": 30.0, "gender": "female", "gender_prob": 0.8})
+
+
+def test_frame_analyzer_runs_attributes_every_k_frames_per_track():
+    from maskface.inference.video import FrameAnalyzer
+
+    pred = ThrottledBlobPredictor()
+    analyzer = FrameAnalyzer(pred, attributes_every=3)
+    frames = []
+    for t in range(7):
+        frame = np.full((H, W, 3), 30, np.uint8)
+        for k, (cx, cy) in enumerate(blob_centres(t)):
+            cv2.circle(frame, (cx, cy), 10, (0, 255, 0) if k == 0 else (0, 0, 255), -1)
+        frames.append(frame)
+    results = analyzer.analyze(frames[:4]) + analyzer.analyze(frames[4:])
+    # two tracks born on frame 1: attributes on frames 1, 4, 7 (both faces), none in between
+    assert pred.attribute_calls == [[2, 0, 0, 2], [0, 0, 2]]
+    assert [f.track_id for f in results[0]] == [1, 2] and [f.track_id for f in results[6]] == [1, 2]
+    for faces in results:  # the tracks carry their (smoothed) labels on every frame
+        assert all(f.age == pytest.approx(30.0) and f.gender == "female" for f in faces)
+    analyzer.reset()
+    analyzer.analyze(frames[:1])
+    assert pred.attribute_calls[-1] == [2]  # new tracks after a reset are analysed at once

@@ -158,3 +158,19 @@ def test_stages_split_the_detector_time_and_time_yunet_on_the_same_picture(tiny,
     assert "backbone" in text and "YuNet (same picture)" in text and "ms per megapixel" in text
     assert benchmark.main(["stages", "--detector-config", tiny.detector_config]) == 2  # no zoo weights for it
     assert benchmark.main(argv[:-2] + ["--yunet", str(tmp_path / "none.onnx")]) == 1
+def test_stream_json_with_an_outage(tiny, tmp_path, capsys):
+    out = tmp_path / "stream.json"
+    rc = benchmark.main(["stream", *detector_args(tiny), *attribute_args(tiny), *RUN, "--input-size", "160x120",
+                         "--seconds", "2.5", "--realtime", "--outage-after", "5", "--outage-s", "0.5", "--json", str(out)])
+    assert rc == 0
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["processed_fps"] > 0 and r["covered_fps"] >= r["processed_fps"] and r["cpu_ms_per_frame"] > 0
+    assert r["reconnects"] == 1 and r["errors"] == [] and r["faces_per_frame"] == 3
+    assert "processed fps" in capsys.readouterr().out
+    for cmd in ("live", "stream"):
+        with pytest.raises(SystemExit) as e:
+            benchmark.main([cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and "--threads" in text and "--json" in text
+    assert benchmark.main(["stream", "--every-n-frames", "0", *RUN]) == 2
