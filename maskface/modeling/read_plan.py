@@ -7,8 +7,8 @@ One rule for portraits, group photos and 4K frames (``MODEL.RESIZE "native"``, t
 * a smaller picture is enlarged until its shorter side reaches ``MIN_SIZE`` (face chips,
   thumbnails: the faces then reach the anchors' sizes), the longer side still capped at
   ``MAX_SIZE``;
-* a larger picture (``MODEL.TILE``) is cut into ``MAX_SIZE`` x ``MAX_SIZE`` tiles read at its own
-  resolution, overlapping by ``2 x MODEL.MERGE_BAND[1]`` px so that every face the tiles keep lies
+* a larger picture (``MODEL.TILE``) is cut into tiles of at most ``MAX_SIZE`` x ``MAX_SIZE`` px read at
+  its own resolution, overlapping by ``2 x MODEL.MERGE_BAND[1]`` px so that every face the tiles keep lies
   whole in at least one tile, and read once more whole, shrunk to ``MAX_SIZE``, for the faces too
   large for a tile. Tiles keep faces under ``MERGE_BAND[1]`` px, the whole picture faces of at
   least ``MERGE_BAND[0]`` px (:func:`~maskface.modeling.face_rcnn.merge_passes`); faces cut by a
@@ -69,18 +69,22 @@ def resize_image(image: torch.Tensor, scale: float, antialias: bool = False) -> 
 
 def tile_windows(height: int, width: int, tile: int, overlap: int) -> List[Tuple[int, int, int, int]]:
     """``(x0, y0, x1, y1)`` windows of at most ``tile`` x ``tile`` px covering the picture, evenly
-    spread, neighbours overlapping by at least ``overlap`` px (all windows have the same size)."""
+    spread, neighbours overlapping by at least ``overlap`` px. Per axis, the fewest windows that
+    fit, each no larger than needed (a 1600 px side with 1280 px tiles: two of 928 px, not two of
+    1280): all windows have the same size, so they go through the detector as one batch."""
     if not 0 <= overlap < tile:
         raise ValueError(f"tile overlap must be in [0, tile), got overlap {overlap} for tile {tile}")
 
-    def starts(n: int) -> List[int]:
+    def axis(n: int) -> Tuple[List[int], int]:
         if n <= tile:
-            return [0]
+            return [0], n
         count = math.ceil((n - overlap) / (tile - overlap))
-        return [round(i * (n - tile) / (count - 1)) for i in range(count)]
+        size = min(tile, math.ceil((n + (count - 1) * overlap) / count))
+        return [round(i * (n - size) / (count - 1)) for i in range(count)], size
 
-    tw, th = min(tile, width), min(tile, height)
-    return [(x, y, x + tw, y + th) for y in starts(height) for x in starts(width)]
+    xs, tw = axis(width)
+    ys, th = axis(height)
+    return [(x, y, x + tw, y + th) for y in ys for x in xs]
 
 
 def inner_edge_keep(boxes: torch.Tensor, window: Sequence[int], height: int, width: int,

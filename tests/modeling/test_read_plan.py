@@ -26,15 +26,18 @@ def test_input_scale_rules():
 def test_tile_windows_cover_the_picture_with_the_overlap():
     windows = tile_windows(3000, 4000, 1280, 256)
     assert len(windows) == 4 * 3
-    assert {(x1 - x0, y1 - y0) for x0, y0, x1, y1 in windows} == {(1280, 1280)}  # one size: one batch
-    xs = sorted({w[0] for w in windows})
-    assert xs[0] == 0 and xs[-1] + 1280 == 4000
-    assert all(b - a <= 1280 - 256 for a, b in zip(xs, xs[1:]))  # neighbours overlap by >= 256 px
+    assert {(x1 - x0, y1 - y0) for x0, y0, x1, y1 in windows} == {(1192, 1171)}  # one size: one batch
+    for axis, side, size in ((0, 4000, 1192), (1, 3000, 1171)):
+        starts = sorted({w[axis] for w in windows})
+        assert starts[0] == 0 and starts[-1] + size == side
+        assert all(b - a <= size - 256 for a, b in zip(starts, starts[1:]))  # neighbours overlap by >= 256 px
     covered = torch.zeros(3000, 4000, dtype=torch.bool)
     for x0, y0, x1, y1 in windows:
         covered[y0:y1, x0:x1] = True
     assert covered.all()
-    assert tile_windows(500, 2000, 1280, 256) == [(0, 0, 1280, 500), (720, 0, 2000, 500)]  # a panorama strip
+    # just over the bound: two windows no larger than needed, not two of 1280 px
+    assert tile_windows(1200, 1600, 1280, 256) == [(0, 0, 928, 1200), (672, 0, 1600, 1200)]
+    assert tile_windows(500, 2000, 1280, 256) == [(0, 0, 1128, 500), (872, 0, 2000, 500)]  # a panorama strip
     assert tile_windows(400, 600, 1280, 256) == [(0, 0, 600, 400)]
     with pytest.raises(ValueError, match="overlap"):
         tile_windows(100, 100, 64, 64)
@@ -96,7 +99,7 @@ def test_plan_detect_tiles_a_large_picture_and_merges_each_face_once(monkeypatch
                     nms_thresh=0.4, max_detections=100)
     image = torch.zeros(3, h, w)
     windows = plan.tiles(h, w)
-    assert windows is not None and len(windows) == 6
+    assert windows is not None and len(windows) == 3 * 2
 
     def detect(images, score_thresh=None):
         for img in images:
@@ -113,8 +116,8 @@ def test_plan_detect_tiles_a_large_picture_and_merges_each_face_once(monkeypatch
         assert b == pytest.approx(f, abs=1.0)
     assert out["masks"].shape == (4, 28, 28)  # per-face tensors follow their faces
     assert calls[0] == (round(h * 1280 / w), 1280)  # the whole picture, shrunk to MAX_SIZE
-    assert set(calls[1:]) == {(1280, 1280)}
-    assert plan.megapixels_read(h, w) == pytest.approx((round(h * 1280 / w) * 1280 + 6 * 1280 * 1280) / 1e6)
+    assert set(calls[1:]) == {(878, 1038)}  # 2 rows x 3 columns of equal tiles, as small as the overlap allows
+    assert plan.megapixels_read(h, w) == pytest.approx((round(h * 1280 / w) * 1280 + 6 * 878 * 1038) / 1e6)
 
 
 def test_plan_reads_a_normal_picture_once_at_its_own_size():
