@@ -40,7 +40,10 @@ prepare)
     "$PY" tools/train_attributes.py --config-file "$CONFIG" --cache-dir "$CACHE" --device cpu --prepare-only \
         DATASETS.TRAIN "$TRAIN" DATASETS.TEST "$TEST" DATASETS.TRAIN_WEIGHTS "$TRAIN_WEIGHTS" \
         OUTPUT_DIR "$RUN/prepare" $EXTRA
-    grep -qx "/$CACHE/" .git/info/exclude 2>/dev/null || { [ -d .git ] && echo "/$CACHE/" >>.git/info/exclude; } || true
+    case "$CACHE" in  # a folder of the checkout: ignored by git, so that `carry` may take it
+    /*) ;;
+    *) [ -d .git ] && { grep -qx "/$CACHE/" .git/info/exclude 2>/dev/null || echo "/$CACHE/" >>.git/info/exclude; } ;;
+    esac
     mib=$(du -sm "$CACHE" | cut -f1)
     if [ "$mib" -gt "$MAX_MIB" ]; then
         echo "attribute_gpu_run: $CACHE is $mib MiB, over MAX_MIB=$MAX_MIB (the device machine receives 64 MiB" >&2
@@ -53,7 +56,7 @@ train | resume)
     flag=""
     [ "$step" = resume ] && flag="--resume"
     results=${RESULTS:-${OUT:-$RUN/packed}}
-    mkdir -p "$results"
+    mkdir -p "$results" "$RUN"
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
     status=0
     # shellcheck disable=SC2086

@@ -233,7 +233,7 @@ def test_schedule_fits_the_budget(tmp_path, monkeypatch):
 
 
 def test_a_slower_device_is_refitted_and_a_cut_run_resumes(tmp_path, monkeypatch):
-    cfg = _cfg(tmp_path, TIME_BUDGET=2.0, CHECKPOINT_MINUTES=0.25)
+    cfg = _cfg(tmp_path, TIME_BUDGET=2.0, CHECKPOINT_MINUTES=0.5)
     clock = FakeClock(lambda it: 1.0 if it < 20 else 3.0)  # 3x slower after the fit
     _timed_steps(monkeypatch, clock)
     train, val = synthetic_cache(cfg, 32), synthetic_cache(cfg, 16, 1)
@@ -260,7 +260,7 @@ def test_a_slower_device_is_refitted_and_a_cut_run_resumes(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     done = trainer.iteration
-    clock = FakeClock(2.0)
+    clock.t = 0.0  # a new session
     resumed = BudgetAttributeTrainer(cfg, train, val, device="cpu", resume=True, clock=clock, probe_s=3.0)
     assert resumed.iteration == done and 0 < resumed.plan.p0 < 1
     result = resumed.train()
@@ -298,7 +298,7 @@ def test_a_session_limit_stops_with_a_checkpoint_and_resume_finishes_the_plan(tm
     assert not result["finished"] and 20 <= result["iteration"] < 30
     assert (tmp_path / "last_checkpoint").read_text() == f"model_{result['iteration']:07d}.pth"
     assert not (tmp_path / "model_final.pth").exists()
-    clock = FakeClock(1.0)
+    clock.t = 0.0  # a new session
     resumed = BudgetAttributeTrainer(cfg, train, val, device="cpu", resume=True, clock=clock)
     assert resumed.plan.end == 60 and resumed.train()["finished"] and resumed.iteration == 60
     assert (tmp_path / "model_final.pth").is_file()
