@@ -121,6 +121,29 @@ def report_best(out_dir: str, val: Optional[CropCache], device: torch.device, ba
     save_attribute_report(metrics, Path(out_dir) / "eval_best")
 
 
+def training_net(cfg: CfgNode, device: torch.device) -> AttributeNet:
+    """The net of ``cfg`` on ``device``, initialised under ``SEED``; on CUDA in channels-last
+    format with cuDNN autotuning."""
+    seed_all(cfg.SEED)
+    model = AttributeNet.from_config(cfg).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def init_from_weights(model: torch.nn.Module, path: str) -> None:
+    """Load the weights of checkpoint ``path`` (``MODEL.WEIGHTS``: fine-tuning) strictly into ``model``."""
+    data = load_checkpoint_file(path)
+    load_model_weights(model, data.get("model", data), source=path)
+    logger.info("Initialised from %s", path)
+
+
+def training_optimizer(model: torch.nn.Module, cfg: CfgNode) -> torch.optim.AdamW:
+    """AdamW at ``SOLVER.BASE_LR`` with ``SOLVER.WEIGHT_DECAY`` on conv / linear weights only."""
+    return torch.optim.AdamW(_param_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
     """Weight decay on conv / linear weights only (not on norms, biases, attention gates)."""
     decay, no_decay = [], []
@@ -150,16 +173,12 @@ class AttributeTrainer:
         if list(cfg.MODEL.ENSEMBLE):
             raise ValueError("MODEL.ENSEMBLE is set: an ensemble is not trained as one net; train each member "
                              "with its own config, then combine them with tools/make_ensemble.py")
-        seed_all(cfg.SEED)
-        self.model = AttributeNet.from_config(cfg).to(self.device)
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = training_net(cfg, self.device)
         self.train_set = train.to(self.device)
         self.val_set = val.to(self.device) if val is not None else None
         self.batch = min(cfg.SOLVER.IMS_PER_BATCH, len(train))
         self.iters_per_epoch = max(1, len(train) // self.batch)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+        self.optimizer = training_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor_fn(cfg, self.iters_per_epoch))
         self.amp_dtype = amp_dtype_for(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -175,9 +194,7 @@ class AttributeTrainer:
         elif resume:
             logger.info("--resume: no checkpoint in %s, starting from scratch", self.out_dir)
         if not last and cfg.MODEL.WEIGHTS:
-            data = load_checkpoint_file(cfg.MODEL.WEIGHTS)
-            load_model_weights(self.model, data.get("model", data), source=cfg.MODEL.WEIGHTS)
-            logger.info("Initialised from %s", cfg.MODEL.WEIGHTS)
+            init_from_weights(self.model, cfg.MODEL.WEIGHTS)
 
     # ------------------------------------------------------------------------------------------
     def _epoch_seed(self, epoch: int, stream: int) -> int:

@@ -62,14 +62,16 @@ from maskface.config import CfgNode
 from maskface.data.attribute_dataset import CropCache, balanced_sampler, source_balanced_weights
 from maskface.engine.attribute_trainer import (
     _PERIODIC,
-    _param_groups,
     amp_dtype_for,
+    init_from_weights,
     report_best,
     save_best_weights,
     training_batch,
+    training_net,
+    training_optimizer,
 )
-from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
-from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
+from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file
+from maskface.engine.utils import MetricsWriter, resolve_device
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics
 from maskface.modeling.attributes.net import AttributeNet
 from maskface.utils.progress import progress_bar
@@ -226,11 +228,7 @@ class BudgetAttributeTrainer:
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         self.cuda = self.device.type == "cuda"
         self.out_dir = cfg.OUTPUT_DIR
-        seed_all(cfg.SEED)
-        self.model = AttributeNet.from_config(cfg).to(self.device)
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = training_net(cfg, self.device)
         self.train_set = train.to(self.device)
         self.val_set = val.to(self.device) if val is not None else None
         self.batch = min(s.IMS_PER_BATCH, len(train))
@@ -238,7 +236,7 @@ class BudgetAttributeTrainer:
         self.sample_gen = torch.Generator(device=self.device).manual_seed(int(cfg.SEED) * 2 + 1)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(int(cfg.SEED) * 2 + 2)
         self.batches = DeviceBatches(self.train_set, cfg.DATASETS.TRAIN_WEIGHTS, self.batch, self.sample_gen)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, s.WEIGHT_DECAY), lr=s.BASE_LR)
+        self.optimizer = training_optimizer(self.model, cfg)
         self.amp_dtype = amp_dtype_for(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.checkpointer = Checkpointer(self.model, self.out_dir, optimizer=self.optimizer, scaler=self.scaler)
@@ -253,9 +251,7 @@ class BudgetAttributeTrainer:
         elif resume:
             logger.info("--resume: no checkpoint in %s, starting from scratch", self.out_dir)
         if not last and cfg.MODEL.WEIGHTS:
-            data = load_checkpoint_file(cfg.MODEL.WEIGHTS)
-            load_model_weights(self.model, data.get("model", data), source=cfg.MODEL.WEIGHTS)
-            logger.info("Initialised from %s", cfg.MODEL.WEIGHTS)
+            init_from_weights(self.model, cfg.MODEL.WEIGHTS)
 
     # --- state ----------------------------------------------------------------------------------
     def _rng_state(self) -> Dict[str, Optional[torch.Tensor]]:
@@ -503,12 +499,9 @@ def benchmark_input_paths(cfg: CfgNode, cache: CropCache, device: Union[str, tor
     """
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     cuda = device.type == "cuda"
-    seed_all(cfg.SEED)
     batch = min(cfg.SOLVER.IMS_PER_BATCH, len(cache))
-    model = AttributeNet.from_config(cfg).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+    model = training_net(cfg, device)
+    optimizer = training_optimizer(model, cfg)
     amp_dtype = amp_dtype_for(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     on_device = cache.to(device)

@@ -5,9 +5,15 @@ import pytest
 import torch
 
 from maskface.config import get_attr_cfg
-from maskface.data.attribute_dataset import CropCache, build_crop_cache, cache_meta, center_crops, crop_record_faces, load_crop_cache
+from maskface.data.attribute_dataset import (
+    CropCache,
+    build_crop_cache,
+    cache_meta,
+    center_crops,
+    crop_record_faces,
+    load_crop_cache,
+)
 from maskface.data.coco_faces import get_dataset
-from maskface.engine import budget_trainer as bt
 from maskface.engine.attribute_trainer import training_batch
 from maskface.engine.budget_trainer import (
     BudgetAttributeTrainer,
@@ -63,7 +69,8 @@ def synthetic_cache(cfg, n: int = 48, seed: int = 0) -> CropCache:
     images[:half, 2] += ((1 - gender).view(-1, 1, 1) * 200 * shade).to(torch.uint8)
     images[half:] += (30 + 30 * emotion).view(-1, 1, 1, 1).to(torch.uint8)
     nan = torch.full((n - half,), float("nan"))
-    return CropCache(images=images, age=torch.cat([age, nan]), gender=torch.cat([gender, -torch.ones(n - half, dtype=torch.long)]),
+    unknown = -torch.ones(n - half, dtype=torch.long)
+    return CropCache(images=images, age=torch.cat([age, nan]), gender=torch.cat([gender, unknown]),
                      emotion=torch.cat([-torch.ones(half, dtype=torch.long), emotion]),
                      source=torch.cat([torch.zeros(half, dtype=torch.long), torch.ones(n - half, dtype=torch.long)]),
                      sources=["colour", "grey"], meta=_meta(cfg))
@@ -103,7 +110,8 @@ def test_progress_lr_factor_and_plan():
     assert progress_lr_factor(0, 0.0, 10) == pytest.approx(0.1)
     assert progress_lr_factor(10, 0.5, 10) == pytest.approx(0.5)
     assert progress_lr_factor(50, 1.0, 10) == pytest.approx(0.0)
-    assert [progress_lr_factor(99, p, 0, "step", (0.5, 0.8), 0.1) for p in (0.4, 0.5, 0.9)] == pytest.approx([1, 0.1, 0.01])
+    steps = [progress_lr_factor(99, p, 0, "step", (0.5, 0.8), 0.1) for p in (0.4, 0.5, 0.9)]
+    assert steps == pytest.approx([1, 0.1, 0.01])
     with pytest.raises(ValueError, match="cosine or step"):
         progress_lr_factor(0, 0.0, 1, "linear")
     plan = ProgressPlan(0, 0.0, 100)
@@ -182,7 +190,8 @@ def test_training_lowers_the_loss_and_checkpoints(tmp_path):
     after = _val_losses(trainer.model, val, cfg)
     assert sum(after.values()) < sum(before.values()) and after["loss_gender"] < 0.5 * before["loss_gender"]
     out = tmp_path / "run"
-    for name in ("model_final.pth", "model_best.pth", "last_checkpoint", "metrics.json", "eval_best/attribute_metrics.json"):
+    for name in ("model_final.pth", "model_best.pth", "last_checkpoint", "metrics.json",
+                 "eval_best/attribute_metrics.json"):
         assert (out / name).is_file(), name
     assert not list(out.glob("model_0*.pth"))
     rows = read_metrics(str(out / "metrics.json"))

@@ -1,6 +1,6 @@
 """tools/attribute_gpu_run.sh: the CPU step builds the caches and refuses ones too large to travel
-to the device machine; the device step trains for a budget and packs what comes back (run here
-on the CPU: CUDA is absent, so only the packing after a failed start is checked)."""
+to the device machine; the device step packs what comes back (here, with no cache and no GPU, the
+packing after a failed start is what can be checked)."""
 
 import os
 import subprocess
@@ -18,8 +18,8 @@ TINY = "MODEL.WIDTH 4 MODEL.CROP_SIZE 16 INPUT.CACHE_PAD 2 TEST.IMS_PER_BATCH 64
 
 
 def _run(tmp_path, *args, **env):
-    full = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), CONFIG="configs/attributes/attr_depthwise.yaml",
-                CACHE=str(tmp_path / "cache"), RUN=str(tmp_path / "run"), EXTRA=TINY, **env)
+    full = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), CACHE=str(tmp_path / "cache"),
+                CONFIG="configs/attributes/attr_depthwise.yaml", RUN=str(tmp_path / "run"), EXTRA=TINY, **env)
     full.pop("OUT", None)
     return subprocess.run(["sh", str(SCRIPT), *args], capture_output=True, text=True, env=full, timeout=300)
 
