@@ -167,14 +167,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         _print_input_benchmark(benchmark_input_paths(cfg, train, args.device, iters=args.benchmark_input,
                                                      num_workers=cfg.DATALOADER.NUM_WORKERS))
         return 0
-    if cfg.SOLVER.TIME_BUDGET > 0 or args.stop_after is not None:
-        from maskface.engine.budget_trainer import BudgetAttributeTrainer
+    try:
+        if cfg.SOLVER.TIME_BUDGET > 0 or args.stop_after is not None:
+            from maskface.engine.budget_trainer import BudgetAttributeTrainer
 
-        trainer = BudgetAttributeTrainer(cfg, train, val, device=args.device, resume=args.resume,
-                                         started_at=started_at,
-                                         stop_after_s=None if args.stop_after is None else 60.0 * args.stop_after)
-    else:
-        trainer = AttributeTrainer(cfg, train, val, device=args.device, resume=args.resume)
+            stop_after_s = None if args.stop_after is None else 60.0 * args.stop_after
+            trainer = BudgetAttributeTrainer(cfg, train, val, device=args.device, resume=args.resume,
+                                             started_at=started_at, stop_after_s=stop_after_s)
+        else:
+            trainer = AttributeTrainer(cfg, train, val, device=args.device, resume=args.resume)
+    except (ValueError, RuntimeError) as e:  # --resume of the other trainer's checkpoint, no CUDA, ...
+        logger.error("%s", e)
+        return 2
     result = trainer.train()
     logger.info("Done: %.2f epochs, best validation score %s, outputs in %s", result["epochs"],
                 "n/a" if result["best_score"] is None else f"{result['best_score']:.4f}", cfg.OUTPUT_DIR)

@@ -375,7 +375,7 @@ class BudgetAttributeTrainer:
                     f"budget {self.budget_s / 60:.1f} min" if budget else f"{self.plan.end} iterations",
                     self.iteration)
         self.model.train()
-        if budget:
+        if budget or self.stop_after_s is not None:  # time left for the validations at the end
             self._estimate_eval_s()
         sums, n_since = torch.zeros(3, device=self.device), 0
         probe_start: Optional[float] = None
