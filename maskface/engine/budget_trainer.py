@@ -44,7 +44,8 @@ Checkpoints and resume
     ``eval_best/``). A run cut at any moment leaves the last checkpoint and the best weights.
     ``--resume`` continues from ``last_checkpoint``: without a budget exactly as the uncut run
     would have gone on (bit-identical on CPU); with a budget, the rest of the plan is refitted to
-    the new session's budget.
+    the new session's budget. A session limit (``stop_after_s``, ``--stop-after``) ends a session
+    with a checkpoint and a validation and leaves the plan to ``--resume`` (long CPU runs).
 """
 
 from __future__ import annotations
