@@ -167,6 +167,10 @@ def get_attr_cfg() -> CfgNode:
                 "WARMUP_ITERS": 200,  # linear LR warmup from 0.1 x BASE_LR
                 "CHECKPOINT_PERIOD": 1,  # epochs between checkpoints (resume points); one at the end too
                 "AMP": True,  # mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU
+                # minutes of wall clock for the whole run (engine/budget_trainer.py): the iterations,
+                # and so EPOCHS, are fitted to it from the measured speed; 0 = train EPOCHS epochs
+                "TIME_BUDGET": 0.0,
+                "CHECKPOINT_MINUTES": 3.0,  # with TIME_BUDGET: minutes between checkpoints + validations
             },
             "TEST": {
                 "EVAL_PERIOD": 1,  # epochs between validations

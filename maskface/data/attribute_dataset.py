@@ -400,25 +400,29 @@ def load_or_build_crop_cache(
 
 
 # --- sampling ----------------------------------------------------------------------------------
-def balanced_sampler(source: torch.Tensor, weights: Sequence[float], num_samples: int,
-                     generator: Optional[torch.Generator] = None) -> WeightedRandomSampler:
-    """Sampler drawing ``num_samples`` faces with replacement so that source ``d`` makes up
-    ``weights[d] / sum(weights)`` of the draws (uniform over faces within a source).
+def source_balanced_weights(source: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
+    """float64 ``(N,)`` draw weight of each face (on ``source``'s device) such that source ``d``
+    makes up ``weights[d] / sum(weights)`` of the draws, uniform over faces within a source.
 
     ``weights`` empty: every face equally likely (sources in proportion to their size).
     """
-    source = source.cpu()
     counts = torch.bincount(source, minlength=len(weights) or 1).double()
     if not weights:
-        w = torch.ones(source.numel(), dtype=torch.double)
-    else:
-        if len(weights) != counts.numel():
-            raise ValueError(f"DATASETS.TRAIN_WEIGHTS has {len(weights)} entries for {counts.numel()} datasets")
-        if any(x < 0 for x in weights) or sum(weights) <= 0:
-            raise ValueError(f"DATASETS.TRAIN_WEIGHTS must be >= 0 with a positive sum, got {list(weights)}")
-        per_face = torch.tensor(weights, dtype=torch.double) / counts.clamp(min=1)
-        w = per_face[source]
-    return WeightedRandomSampler(w, num_samples, replacement=True, generator=generator)
+        return torch.ones(source.numel(), dtype=torch.double, device=source.device)
+    if len(weights) != counts.numel():
+        raise ValueError(f"DATASETS.TRAIN_WEIGHTS has {len(weights)} entries for {counts.numel()} datasets")
+    if any(x < 0 for x in weights) or sum(weights) <= 0:
+        raise ValueError(f"DATASETS.TRAIN_WEIGHTS must be >= 0 with a positive sum, got {list(weights)}")
+    per_face = torch.tensor(weights, dtype=torch.double, device=source.device) / counts.clamp(min=1)
+    return per_face[source]
+
+
+def balanced_sampler(source: torch.Tensor, weights: Sequence[float], num_samples: int,
+                     generator: Optional[torch.Generator] = None) -> WeightedRandomSampler:
+    """Sampler drawing ``num_samples`` faces with replacement, source-balanced as
+    :func:`source_balanced_weights` says."""
+    return WeightedRandomSampler(source_balanced_weights(source.cpu(), weights), num_samples, replacement=True,
+                                 generator=generator)
 
 
 # --- augmentation on tensors -------------------------------------------------------------------

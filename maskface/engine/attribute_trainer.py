@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from maskface.config import CfgNode
-from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler
+from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler, center_crops
 from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
 from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics, save_attribute_report
@@ -66,6 +66,84 @@ def lr_factor_fn(cfg: CfgNode, iters_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
+def training_batch(images: torch.Tensor, cfg: CfgNode, generator: Optional[torch.Generator],
+                   channels_last: bool = False) -> torch.Tensor:
+    """Net input of one training batch, made on ``images.device``.
+
+    Args:
+        images: uint8 ``(B, 3, S + 2p, S + 2p)`` stored crops (``CropCache.images[index]``).
+        cfg: attribute config (``MODEL.CROP_SIZE``, the ``INPUT`` augmentation keys).
+        generator: on ``images.device``, the only source of randomness of the augmentation;
+            ``None``: no augmentation, the centre ``S x S`` window as evaluation reads it.
+        channels_last: return the batch in channels-last memory format (faster convolutions on CUDA).
+
+    Returns:
+        float32 ``(B, 3, S, S)`` normalised crops (:func:`normalize_crops`: fill grey -> 0).
+    """
+    inp = cfg.INPUT
+    if generator is None:
+        x = center_crops(images, cfg.MODEL.CROP_SIZE)
+    else:
+        x = augment_crops(images, cfg.MODEL.CROP_SIZE, generator, hflip_prob=inp.HFLIP_PROB,
+                          jitter_scale=inp.JITTER_SCALE, jitter_shift=inp.JITTER_SHIFT,
+                          color_jitter=inp.COLOR_JITTER, grayscale_prob=inp.GRAYSCALE_PROB,
+                          rotate=inp.ROTATE, erase_prob=inp.ERASE_PROB)
+    x = normalize_crops(x)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def amp_dtype_for(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype of training on ``device``: bf16 on CUDA where supported, else fp16, with
+    ``SOLVER.AMP``; ``None`` (fp32) on CPU or with AMP off."""
+    if not (cfg.SOLVER.AMP and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def save_best_weights(model: torch.nn.Module, cfg: CfgNode, out_dir: str, epoch: float, score: float,
+                      metrics: dict) -> None:
+    """Write ``out_dir/model_best.pth`` (weights, config, ``epoch``, validation ``score`` and metrics) atomically."""
+    path = Path(out_dir) / "model_best.pth"
+    with atomic_write(path, "wb") as f:
+        torch.save({"model": model.state_dict(), "cfg": cfg.dump(), "epoch": epoch,
+                    "score": score, "metrics": metrics}, f)
+    logger.info("New best validation score %.4f at epoch %.4g -> %s", score, epoch, path)
+
+
+def report_best(out_dir: str, val: Optional[CropCache], device: torch.device, batch_size: int) -> None:
+    """Evaluate ``out_dir/model_best.pth`` on ``val`` and write ``out_dir/eval_best/`` (metrics
+    JSON, confusion-matrix PNGs); nothing without a validation set or a best model."""
+    best = Path(out_dir) / "model_best.pth"
+    if val is None or not best.is_file():
+        return
+    model, _ = load_attribute_net(str(best), device)
+    metrics = evaluate_attribute_model(model, val, device, batch_size)
+    save_attribute_report(metrics, Path(out_dir) / "eval_best")
+
+
+def training_net(cfg: CfgNode, device: torch.device) -> AttributeNet:
+    """The net of ``cfg`` on ``device``, initialised under ``SEED``; on CUDA in channels-last
+    format with cuDNN autotuning."""
+    seed_all(cfg.SEED)
+    model = AttributeNet.from_config(cfg).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def init_from_weights(model: torch.nn.Module, path: str) -> None:
+    """Load the weights of checkpoint ``path`` (``MODEL.WEIGHTS``: fine-tuning) strictly into ``model``."""
+    data = load_checkpoint_file(path)
+    load_model_weights(model, data.get("model", data), source=path)
+    logger.info("Initialised from %s", path)
+
+
+def training_optimizer(model: torch.nn.Module, cfg: CfgNode) -> torch.optim.AdamW:
+    """AdamW at ``SOLVER.BASE_LR`` with ``SOLVER.WEIGHT_DECAY`` on conv / linear weights only."""
+    return torch.optim.AdamW(_param_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
     """Weight decay on conv / linear weights only (not on norms, biases, attention gates)."""
     decay, no_decay = [], []
@@ -95,20 +173,14 @@ class AttributeTrainer:
         if list(cfg.MODEL.ENSEMBLE):
             raise ValueError("MODEL.ENSEMBLE is set: an ensemble is not trained as one net; train each member "
                              "with its own config, then combine them with tools/make_ensemble.py")
-        seed_all(cfg.SEED)
-        self.model = AttributeNet.from_config(cfg).to(self.device)
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = training_net(cfg, self.device)
         self.train_set = train.to(self.device)
         self.val_set = val.to(self.device) if val is not None else None
         self.batch = min(cfg.SOLVER.IMS_PER_BATCH, len(train))
         self.iters_per_epoch = max(1, len(train) // self.batch)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR)
+        self.optimizer = training_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor_fn(cfg, self.iters_per_epoch))
-        self.amp_dtype: Optional[torch.dtype] = None
-        if cfg.SOLVER.AMP and self.cuda:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = amp_dtype_for(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.checkpointer = Checkpointer(self.model, self.out_dir, optimizer=self.optimizer,
                                          scheduler=self.scheduler, scaler=self.scaler)
@@ -122,16 +194,14 @@ class AttributeTrainer:
         elif resume:
             logger.info("--resume: no checkpoint in %s, starting from scratch", self.out_dir)
         if not last and cfg.MODEL.WEIGHTS:
-            data = load_checkpoint_file(cfg.MODEL.WEIGHTS)
-            load_model_weights(self.model, data.get("model", data), source=cfg.MODEL.WEIGHTS)
-            logger.info("Initialised from %s", cfg.MODEL.WEIGHTS)
+            init_from_weights(self.model, cfg.MODEL.WEIGHTS)
 
     # ------------------------------------------------------------------------------------------
     def _epoch_seed(self, epoch: int, stream: int) -> int:
         return (int(self.cfg.SEED) * 1_000_003 + epoch * 7 + stream) % (2**63)
 
     def _train_epoch(self, epoch: int) -> Dict[str, float]:
-        cfg, inp, data = self.cfg, self.cfg.INPUT, self.train_set
+        cfg, data = self.cfg, self.train_set
         seed_all(self._epoch_seed(epoch, 0))
         sampler_gen = torch.Generator().manual_seed(self._epoch_seed(epoch, 1))
         aug_gen = torch.Generator(device=self.device).manual_seed(self._epoch_seed(epoch, 2))
@@ -146,13 +216,7 @@ class AttributeTrainer:
                    leave=False, disable=None)
         for it in bar:
             idx = order[it * self.batch : (it + 1) * self.batch]
-            x = augment_crops(data.images[idx], cfg.MODEL.CROP_SIZE, aug_gen, hflip_prob=inp.HFLIP_PROB,
-                              jitter_scale=inp.JITTER_SCALE, jitter_shift=inp.JITTER_SHIFT,
-                              color_jitter=inp.COLOR_JITTER, grayscale_prob=inp.GRAYSCALE_PROB,
-                              rotate=inp.ROTATE, erase_prob=inp.ERASE_PROB)
-            x = normalize_crops(x)
-            if self.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = training_batch(data.images[idx], cfg, aug_gen, channels_last=self.cuda)
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 out = self.model(x)
@@ -176,11 +240,7 @@ class AttributeTrainer:
         return row
 
     def _save_best(self, epoch: int, score: float, metrics: dict) -> None:
-        path = Path(self.out_dir) / "model_best.pth"
-        with atomic_write(path, "wb") as f:
-            torch.save({"model": self.model.state_dict(), "cfg": self.cfg.dump(), "epoch": epoch,
-                        "score": score, "metrics": metrics}, f)
-        logger.info("New best validation score %.4f at epoch %d -> %s", score, epoch, path)
+        save_best_weights(self.model, self.cfg, self.out_dir, epoch, score, metrics)
 
     def _prune_periodic(self, keep: str) -> None:
         for p in Path(self.out_dir).iterdir():
@@ -228,12 +288,7 @@ class AttributeTrainer:
         return {"epochs": epochs, "iteration": self.iteration, "best_score": self.best_score, "last": last}
 
     def _report_best(self) -> None:
-        best = Path(self.out_dir) / "model_best.pth"
-        if self.val_set is None or not best.is_file():
-            return
-        model, _ = load_attribute_net(str(best), self.device)
-        metrics = evaluate_attribute_model(model, self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH)
-        save_attribute_report(metrics, Path(self.out_dir) / "eval_best")
+        report_best(self.out_dir, self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH)
 
 
 # settings that make a net's weights mean what its config says: trained at another crop size or

@@ -106,3 +106,28 @@ def test_lr_schedules_with_warmup():
     cfg.SOLVER.LR_SCHEDULER = "linear"
     with pytest.raises(ValueError, match="cosine or step"):
         lr_factor_fn(cfg, 10)
+
+
+def test_prepare_only_then_a_time_budget_from_the_caches_alone(splits, tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert train_attributes.main(_argv(out, splits, 1, cache, ["--prepare-only"])) == 0
+    printed = capsys.readouterr().out
+    assert "train:" in printed and "val:" in printed and "on the device" in printed
+    assert sorted(p.name for p in cache.iterdir()) == ["train.pt", "val.pt"] and not (out / "last_checkpoint").exists()
+    # the caches alone (no dataset files named): a 0.1 minute budget
+    argv = ["--config-file", CONFIG, "--cache-dir", str(cache), "--device", "cpu", "--time-budget", "0.1",
+            "OUTPUT_DIR", str(out), "DATASETS.TRAIN_WEIGHTS", "[1.0,1.0]", *TINY]
+    assert train_attributes.main(argv) == 0
+    for name in ("model_final.pth", "model_best.pth", "metrics.json", "eval_best/attribute_metrics.json"):
+        assert (out / name).is_file(), name
+    final = torch.load(out / "model_final.pth", weights_only=False)
+    assert final["plan"]["end"] == final["iteration"] > 0
+    assert train_attributes.main(argv[:-len(TINY)] + ["--time-budget", "-1"]) == 2
+
+
+def test_benchmark_input_prints_both_paths(splits, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert train_attributes.main(_argv(tmp_path / "run", splits, 1, cache, ["--benchmark-input", "1"])
+                                 + ["DATALOADER.NUM_WORKERS", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "device-resident" in out and "DataLoader (0 workers)" in out and "faces/s" in out
