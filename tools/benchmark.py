@@ -772,7 +772,8 @@ def run_stages(args) -> int:
           + _env_line(_env_info(args.device)))
     rows = [{"stage": k, "ms": v, "share": 100 * v / r["total_ms"]} for k, v in r["stages"].items()]
     rows.append({"stage": "total", "ms": r["total_ms"], "share": 100.0})
-    result = {"config": config, "weights": str(weights), "image": shown, **r, "ms_per_megapixel": r["total_ms"] / mp}
+    result = {"config": config, "weights": str(weights), "image": shown, **r, "ms_per_megapixel": r["total_ms"] / mp,
+              "ms_per_megapixel_read": r["total_ms"] / r["megapixels_read"]}
     if args.yunet:
         from maskface.evaluation.peers import build_peer
 
@@ -784,7 +785,8 @@ def run_stages(args) -> int:
         rows.append({"stage": "YuNet (same picture)", "ms": y["total_ms"], "share": None})
         result["yunet"] = {**y, "ms_per_megapixel": y["total_ms"] / mp}
     print(_table(rows, [("stage", "stage", "{}"), ("ms", "ms", "{:.1f}"), ("%", "share", "{:.0f}")]))
-    print(f"MaskFace detector: {r['total_ms'] / mp:.0f} ms per megapixel of the picture"
+    print(f"MaskFace detector: {r['total_ms'] / mp:.0f} ms per megapixel of the picture "
+          f"({r['megapixels_read']:.2f} MP read: {result['ms_per_megapixel_read']:.0f} ms per megapixel read)"
           + (f"; YuNet {result['yunet']['ms_per_megapixel']:.0f}" if args.yunet else ""))
     if args.json:
         _write_json(args.json, {"info": _env_info(args.device), "results": result})

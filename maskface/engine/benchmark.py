@@ -532,7 +532,7 @@ def benchmark_anonymize(anonymizer, image_bgr: np.ndarray, faces: Sequence, *, i
 #: Stages timed by :func:`detector_stage_times`, in pipeline order: attribute path of the module
 #: inside :class:`~maskface.modeling.face_rcnn.FaceRCNN` (timed by forward hooks) or a pseudo-stage.
 DETECTOR_STAGES = (
-    ("preprocess", None),  # resize to the detector's input, uint8 -> float (FacePredictor's part)
+    ("preprocess", None),  # uint8 -> float (FacePredictor's part)
     ("backbone", "backbone"),
     ("rpn", "rpn"),  # objectness + box deltas, anchor decoding, proposal NMS
     ("box_roialign", "roi_heads.box_roi_pool"),
@@ -541,7 +541,7 @@ DETECTOR_STAGES = (
     ("mask_roialign", "roi_heads.mask_roi_pool"),
     ("mask_head", "roi_heads.mask_head"),
     ("mask_predictor", "roi_heads.mask_predictor"),
-    ("other", None),  # normalisation, padding, box decoding + NMS, mask sigmoid (the rest of detect_unpasted)
+    ("other", None),  # resize, normalisation, padding, box decoding + NMS, mask sigmoid, merging tiles / passes
     ("paste", None),  # box-sized masks -> full-picture masks (maskface.inference.masks.paste_masks)
 )
 
@@ -553,17 +553,17 @@ def detector_stage_times(model: torch.nn.Module, image_rgb: np.ndarray, *, score
 
     Args:
         model: a :class:`~maskface.modeling.face_rcnn.FaceRCNN` in eval mode (optimised or not).
-        image_rgb: ``H x W x 3`` uint8 RGB, read by the model's :meth:`read_plan` (one pass
-            expected: tiles and extra passes are timed as a whole in ``total``).
+        image_rgb: ``H x W x 3`` uint8 RGB, read by the model's :meth:`read_plan` (every pass and
+            tile: the hooked stages add up over them).
         score_thresh / mask_thresh: as the predictor applies them (faces under ``score_thresh``
             never reach the mask head).
 
     Returns:
-        ``{"stages": {name: ms}, "total_ms": ms, "faces": N, "proposals": P, "input": "WxH"}``;
-        stages follow :data:`DETECTOR_STAGES` and add up to ``total_ms`` (``other`` is the rest).
+        ``{"stages": {name: ms}, "total_ms": ms, "faces": N, "proposals": P (all passes),
+        "input": "WxH[ + T tiles of WxH]", "megapixels_read": MP}``; stages follow
+        :data:`DETECTOR_STAGES` and add up to ``total_ms`` (``other`` is the rest).
     """
     from maskface.inference.masks import paste_masks
-    from maskface.modeling.read_plan import resize_image
 
     device = next(model.parameters()).device
     hooks, spans = [], defaultdict(list)
@@ -592,30 +592,32 @@ def detector_stage_times(model: torch.nn.Module, image_rgb: np.ndarray, *, score
             spans.clear()
             t0 = time.perf_counter()
             x = torch.from_numpy(image_rgb).to(device).permute(2, 0, 1).float().div_(255.0)
-            x = resize_image(x, plan.scale(h, w), antialias=plan.resize == "native")
             _sync(device)
             t1 = time.perf_counter()
-            out = model.detect_unpasted([x], score_thresh=score_thresh)[0]
+            # the model's reading plan: resize, tiles, merge (in "other" beside the hooked stages)
+            out = plan.detect(model.detect_unpasted, [x], score_thresh=score_thresh)[0]
             _sync(device)
             t2 = time.perf_counter()
-            sx, sy = w / x.shape[-1], h / x.shape[-2]
-            boxes = (out["boxes"] * out["boxes"].new_tensor([sx, sy, sx, sy])).cpu().numpy()
-            paste_masks(out["masks"].float().cpu().numpy(), boxes, h, w, mask_thresh)
+            paste_masks(out["masks"].float().cpu().numpy(), out["boxes"].cpu().numpy(), h, w, mask_thresh)
             t3 = time.perf_counter()
             if i < warmup:
                 continue
             row = {"preprocess": t1 - t0, "paste": t3 - t2}
             row.update({k: sum(v) for k, v in spans.items() if not k.startswith("_")})
             row["other"] = (t2 - t1) - sum(row[k] for k, p in DETECTOR_STAGES if p is not None)
-            row["_faces"], row["_proposals"] = float(len(out["boxes"])), spans["_proposals"][0]
+            row["_faces"], row["_proposals"] = float(len(out["boxes"])), sum(spans["_proposals"])
             rows.append(row)
     finally:
         for hk in hooks:
             hk.remove()
     med = {k: float(np.median([r[k] for r in rows])) * 1e3 for k, _ in DETECTOR_STAGES}
+    s = plan.scale(h, w)
+    windows = plan.tiles(h, w)
     return {"stages": med, "total_ms": float(np.median([sum(r[k] for k, _ in DETECTOR_STAGES) for r in rows])) * 1e3,
             "faces": int(rows[-1]["_faces"]), "proposals": int(rows[-1]["_proposals"]),
-            "input": f"{x.shape[-1]}x{x.shape[-2]}"}
+            "input": f"{int(w * s)}x{int(h * s)}" + (f" + {len(windows)} tiles of {windows[0][2] - windows[0][0]}x"
+                                                    f"{windows[0][3] - windows[0][1]}" if windows else ""),
+            "megapixels_read": plan.megapixels_read(h, w)}
 
 
 def peer_times(peer: torch.nn.Module, image_rgb: np.ndarray, *, iters: int = 10, warmup: int = 2) -> Dict[str, Any]:

@@ -290,7 +290,9 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
     MaskFace-only training augmentations (square crops, close-ups, copy-paste, colour jitter) have no
     Detectron2 key and are left out, and so is a second inference pass (``MODEL.EXTRA_PASS_SIZE``,
     the crowd setting's 1x pass) and the native / tiled reading (``MODEL.RESIZE``, ``MODEL.TILE``):
-    the Detectron2 model reads each image once, at ``MIN_SIZE`` (logged as a warning).
+    the Detectron2 model reads each image once, at ``MIN_SIZE`` (logged as a warning); nor does the
+    RPN's objectness threshold at inference (``MODEL.RPN_SCORE_THRESH_TEST``: Detectron2 keeps every
+    proposal; converted back without the source config it reads 0).
     """
     from maskface.modeling.backbone import SSH_BACKBONES
 
@@ -300,6 +302,10 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
     if len(m.EXTRA_PASS_SIZE):
         logger.warning("MODEL.EXTRA_PASS_SIZE %s has no Detectron2 counterpart: the Detectron2 model reads each "
                        "image once, at MODEL.MIN_SIZE %d", list(m.EXTRA_PASS_SIZE), int(m.MIN_SIZE))
+    if float(m.RPN_SCORE_THRESH_TEST) > 0:
+        logger.warning("MODEL.RPN_SCORE_THRESH_TEST %s has no Detectron2 counterpart: the Detectron2 model sends "
+                       "every proposal (up to MODEL.RPN.POST_NMS_TOPK_TEST) to the box head (slower; on the "
+                       "validation splits the same faces)", m.RPN_SCORE_THRESH_TEST)
     if m.RESIZE != "shorter_side" or m.TILE:
         logger.warning("MODEL.RESIZE %s / MODEL.TILE %s have no Detectron2 counterpart: the Detectron2 model "
                        "brings each image's shorter side to MODEL.MIN_SIZE %d (longer <= %d), without tiles",
