@@ -106,6 +106,19 @@ def test_max_size_maps_back_to_original_pixels(tiny_files):
     assert p.detector.seen[-1] == (60, 80) and small.box == pytest.approx([20, 15, 40, 45])
 
 
+def _faces_match_the_detectors_forward(p, img):
+    """The predictor's faces of ``img`` (uint8 RGB) are the detector's own forward's on the float
+    picture (boxes in the picture's pixels, full-picture masks); returns them."""
+    faces = p(img, color="rgb")
+    with torch.no_grad():
+        ref = p.detector([torch.from_numpy(img).permute(2, 0, 1).float() / 255])[0]
+    keep = ref["scores"] >= p.score_thresh
+    assert len(faces) == int(keep.sum()) > 0
+    assert np.allclose([f.box for f in faces], ref["boxes"][keep].numpy(), atol=1e-2)
+    assert all(f.mask.shape == img.shape[:2] for f in faces)
+    return faces
+
+
 def test_two_pass_setting_matches_the_detector_and_adds_the_second_pass(tiny_files):
     """MODEL.EXTRA_PASS_SIZE: the predictor (its own resize, unpasted masks) finds the same faces as
     the detector's own two-pass forward, and they include faces of the second pass."""
@@ -114,13 +127,7 @@ def test_two_pass_setting_matches_the_detector_and_adds_the_second_pass(tiny_fil
     one = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu",
                         detector_opts=["MODEL.DETECTIONS_PER_IMAGE", "6"])
     img = _img(7, 120, 160)
-    faces = p(img, color="rgb")
-    with torch.no_grad():
-        ref = p.detector([torch.from_numpy(img).permute(2, 0, 1).float() / 255])[0]
-    keep = ref["scores"] >= p.score_thresh
-    assert len(faces) == int(keep.sum()) > 0
-    assert np.allclose([f.box for f in faces], ref["boxes"][keep].numpy(), atol=1e-2)
-    assert all(f.mask.shape == (120, 160) for f in faces)
+    faces = _faces_match_the_detectors_forward(p, img)
     single = {tuple(np.round(f.box, 1)) for f in one(img, color="rgb")}
     assert {tuple(np.round(f.box, 1)) for f in faces} != single  # the second pass changed the faces
 
@@ -135,13 +142,7 @@ def test_native_tiled_setting_matches_the_detector_and_reads_tiles(tiny_files):
     img = _img(7, 150, 200)
     plan = p.read_plan()
     assert len(plan.tiles(150, 200)) == 4 * 3  # 96 px tiles overlapping by 48 px
-    faces = p(img, color="rgb")
-    with torch.no_grad():
-        ref = p.detector([torch.from_numpy(img).permute(2, 0, 1).float() / 255])[0]
-    keep = ref["scores"] >= p.score_thresh
-    assert len(faces) == int(keep.sum()) > 0
-    assert np.allclose([f.box for f in faces], ref["boxes"][keep].numpy(), atol=1e-2)
-    assert all(f.mask.shape == (150, 200) for f in faces)
+    faces = _faces_match_the_detectors_forward(p, img)
     shrunk = FacePredictor(**tiny_files.predictor_kwargs(attributes=False), device="cpu",
                            detector_opts=opts[:3] + ["False"] + opts[4:])  # TILE False: shrunk to 96 px
     assert {tuple(np.round(f.box, 1)) for f in faces} != {tuple(np.round(f.box, 1)) for f in shrunk(img, color="rgb")}
