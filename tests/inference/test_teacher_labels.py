@@ -64,8 +64,8 @@ def test_teacher_label_faces(tmp_path):
     teacher = FakeTeacher()
     out = teacher_label_faces(path, teacher, progress=False)
     faces = {a["id"]: a for a in out["data"]["annotations"]}
-    assert faces[1]["attributes"] == {"gender": "female", "age": 40.0, "gender_soft": pytest.approx(200 / 255, abs=1e-3),
-                                      "age_teacher": 30.0}
+    red = pytest.approx(200 / 255, abs=1e-3)
+    assert faces[1]["attributes"] == {"gender": "female", "age": 40.0, "gender_soft": red, "age_teacher": 30.0}
     assert "attributes" not in faces[2]  # crowd: not a face to label
     assert faces[3]["attributes"]["gender_soft"] == 0.5  # kept: already labelled
     assert "attributes" not in faces[4]  # unreadable image: reported, left unlabelled

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size
+from maskface.data.converters.lfw_parts import listed_gender
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -151,13 +152,7 @@ def convert_lfw(
         except OSError as e:
             builder.skip("unreadable image", str(path), str(e))
             continue
-        attributes = None
-        if genders is not None:
-            gender = genders.get(path.name)
-            if gender is None:
-                builder.note("no gender on the name lists", str(path))
-            else:
-                attributes = {"gender": gender}
+        attributes = listed_gender(builder, genders, path, "no gender on the name lists")
         image_id = builder.add_image(path, width, height, identity=path.parent.name)
         box = [x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height]
         builder.add_face(image_id, box, attributes=attributes)
