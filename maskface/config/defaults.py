@@ -155,6 +155,10 @@ def get_attr_cfg() -> CfgNode:
                 # share of annotators' vote distribution (FER+ emotion_votes) in the emotion target of
                 # faces that have votes, in [0, 1]; 0 = the labels alone
                 "EMOTION_VOTES": 0.0,
+                # share of a teacher's gender probabilities (gender_soft, written by convert_annotations.py
+                # teacher-labels) in the gender target of faces that have them, in [0, 1]; 0 = the labels
+                # alone. Faces with a teacher label and no true gender learn from the teacher alone.
+                "GENDER_TEACHER": 0.0,
             },
             "SOLVER": {
                 "IMS_PER_BATCH": 256,

@@ -5,8 +5,9 @@ Samples
     One sample per non-crowd face with at least one known attribute (age, gender, emotion).
     Labels: ``age`` float32 years (NaN = unknown), ``gender`` int64 index into GENDERS and
     ``emotion`` int64 index into EMOTIONS (-1 = unknown), ``emotion_votes`` float32 ``(7,)`` the
-    share of annotators' votes per emotion (FER+; all zero = no votes), ``source`` the index of the
-    dataset the face came from (for balanced sampling).
+    share of annotators' votes per emotion (FER+; all zero = no votes), ``gender_soft`` float32 a
+    teacher's probability of "female" (NaN = none), ``source`` the index of the dataset the face
+    came from (for balanced sampling). A face with only a teacher label is a sample too.
 
 Crops
     Made by :func:`maskface.modeling.attributes.crops.extract_face_crops`, the function inference
@@ -88,14 +89,22 @@ def encode_emotion_votes(attributes: Optional[dict]) -> List[float]:
     return [dist[name] for name in EMOTIONS] if dist else [0.0] * len(EMOTIONS)
 
 
+def encode_gender_soft(attributes: Optional[dict]) -> float:
+    """A teacher's probability that the face is female (``gender_soft``), or NaN when it has none."""
+    soft = (attributes or {}).get("gender_soft")
+    return float(soft) if soft is not None else math.nan
+
+
 def attribute_faces(record: dict) -> List[dict]:
-    """The annotations of a record that are attribute samples: not crowd, >= 1 known attribute."""
+    """The annotations of a record that are attribute samples: not crowd, >= 1 known attribute
+    (a teacher's ``gender_soft`` counts)."""
     out = []
     for ann in record["annotations"]:
         if ann.get("iscrowd", 0):
             continue
         age, gender, emotion = encode_attributes(ann.get("attributes"))
-        if not math.isnan(age) or gender >= 0 or emotion >= 0:
+        soft = encode_gender_soft(ann.get("attributes"))
+        if not math.isnan(age) or gender >= 0 or emotion >= 0 or not math.isnan(soft):
             out.append(ann)
     return out
 
@@ -149,6 +158,8 @@ class CropCache:
             ``quality`` (JPEG).
         emotion_votes: float32 ``(N, 7)`` vote shares per emotion, rows of zeros = no votes
             (``None``: no face has votes, e.g. a cache written before votes were stored).
+        gender_soft: float32 ``(N,)`` a teacher's probability of "female", NaN = none (``None``:
+            no face has one).
     """
 
     images: torch.Tensor
@@ -159,6 +170,7 @@ class CropCache:
     sources: List[str]
     meta: Dict[str, object] = field(default_factory=dict)
     emotion_votes: Optional[torch.Tensor] = None
+    gender_soft: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -168,14 +180,16 @@ class CropCache:
         images, age, gender, emotion, source = (
             t.to(device) for t in (self.images, self.age, self.gender, self.emotion, self.source)
         )
-        votes = None if self.emotion_votes is None else self.emotion_votes.to(device)
-        return CropCache(images, age, gender, emotion, source, list(self.sources), dict(self.meta), votes)
+        votes, soft = (None if t is None else t.to(device) for t in (self.emotion_votes, self.gender_soft))
+        return CropCache(images, age, gender, emotion, source, list(self.sources), dict(self.meta), votes, soft)
 
     def targets(self, index: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Labels of the faces ``index`` as the net's ``losses`` expects them."""
         out = {"age": self.age[index], "gender": self.gender[index], "emotion": self.emotion[index]}
         if self.emotion_votes is not None:
             out["emotion_votes"] = self.emotion_votes[index]
+        if self.gender_soft is not None:
+            out["gender_soft"] = self.gender_soft[index]
         return out
 
 
@@ -204,7 +218,8 @@ def _split_jpeg(buf: bytes) -> Tuple[bytes, bytes]:
     raise ValueError("malformed JPEG: no start-of-scan marker")
 
 
-def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, Tuple[float, int, int], int, List[float]]]:
+def _encode_record(record: dict, meta: dict,
+                   quality: int) -> List[Tuple[bytes, Tuple[float, int, int], int, List[float], float]]:
     stored, stored_margin = _stored_geometry(meta["size"], meta["margin"], meta["pad"])
     crops, anns = crop_record_faces(record, stored, stored_margin, meta["dilate"], meta["feather"], meta["fill"],
                                     meta.get("ellipse_union", False))
@@ -217,7 +232,8 @@ def _encode_record(record: dict, meta: dict, quality: int) -> List[Tuple[bytes, 
         if not ok:
             raise RuntimeError(f"{record['file_name']}: JPEG encoding of face {ann.get('id')} failed")
         attrs = ann.get("attributes")
-        out.append((buf.tobytes(), encode_attributes(attrs), ann.get("id", -1), encode_emotion_votes(attrs)))
+        out.append((buf.tobytes(), encode_attributes(attrs), ann.get("id", -1), encode_emotion_votes(attrs),
+                    encode_gender_soft(attrs)))
     return out
 
 
@@ -260,11 +276,11 @@ def build_crop_cache(
         raise ValueError(f"records come from sources {unknown} not in sources={list(dict.fromkeys(names))}")
     headers: Dict[bytes, int] = {}  # JPEG header (everything before the scan) -> index
     jpeg: List[bytes] = []
-    header_index, labels, source, image_ids, ann_ids, votes = [], [], [], [], [], []
+    header_index, labels, source, image_ids, ann_ids, votes, soft = [], [], [], [], [], [], []
     with ThreadPoolExecutor(max(1, int(num_workers))) as pool:
         results = pool.map(lambda r: _encode_record(r, meta, quality), records)
         for rec, faces in progress_bar(zip(records, results), total=len(records), desc="crop cache", unit="img"):
-            for buf, lab, ann_id, vote in faces:
+            for buf, lab, ann_id, vote, gender_soft in faces:
                 header, scan = _split_jpeg(buf)
                 jpeg.append(scan)
                 header_index.append(headers.setdefault(header, len(headers)))
@@ -273,6 +289,7 @@ def build_crop_cache(
                 image_ids.append(int(rec["image_id"]))
                 ann_ids.append(int(ann_id))
                 votes.append(vote)
+                soft.append(gender_soft)
     if not jpeg:
         raise ValueError("no face with a known attribute in the given records: nothing to cache")
     offsets = np.zeros(len(jpeg) + 1, dtype=np.int64)
@@ -295,6 +312,8 @@ def build_crop_cache(
     }
     if any(any(v) for v in votes):  # stored only when some face has votes
         data["emotion_votes"] = torch.tensor(votes, dtype=torch.float32)
+    if not all(math.isnan(s) for s in soft):  # stored only when some face has a teacher label
+        data["gender_soft"] = torch.tensor(soft, dtype=torch.float32)
     with atomic_write(out_path, "wb") as f:
         torch.save(data, f)
     nbytes = os.path.getsize(out_path)
@@ -342,6 +361,7 @@ def load_crop_cache(path: str | os.PathLike) -> CropCache:
         sources=list(data["sources"]),
         meta=dict(meta),
         emotion_votes=data.get("emotion_votes"),
+        gender_soft=data.get("gender_soft"),
     )
 
 

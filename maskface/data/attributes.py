@@ -5,13 +5,16 @@ A face's ``attributes`` dict holds any of ``age`` (float years in [0, 120]), ``g
 ``emotion_votes`` optionally holds annotators' votes (FER+: ten crowd workers per face) as
 ``{name: count}`` over :data:`EMOTIONS` and :data:`EXTRA_VOTES`; training can use their
 distribution as a soft emotion target (:func:`emotion_vote_distribution`).
+Teacher labels (``convert_annotations.py teacher-labels``, a training-time extra): ``gender_soft``
+is another model's probability that the face is female, in [0, 1], and ``age_teacher`` its age
+estimate in years; training can mix ``gender_soft`` with the true gender (``LOSS.GENDER_TEACHER``).
 The ``normalize_*`` helpers map the spellings found in public datasets and annotation tools onto
 these names and return ``None`` for anything they do not recognise (the caller reports it).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 GENDERS = ("female", "male")
@@ -121,3 +124,17 @@ def emotion_vote_distribution(votes: Optional[dict], emotions: Sequence[str] = E
     if total <= 0:
         return None
     return {name: votes.get(name, 0) / total for name in emotions}
+
+
+def check_teacher_labels(attributes: dict) -> List[str]:
+    """What is wrong with the teacher labels of an ``attributes`` dict: ``gender_soft`` must be a
+    probability in [0, 1], ``age_teacher`` a number of years in :data:`AGE_RANGE` (both optional)."""
+    problems = []
+    soft = attributes.get("gender_soft")
+    if soft is not None and (isinstance(soft, bool) or not isinstance(soft, (int, float)) or not 0.0 <= soft <= 1.0):
+        problems.append(f"gender_soft must be a probability in [0, 1], got {soft!r}")
+    age = attributes.get("age_teacher")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float))
+                            or not AGE_RANGE[0] <= age <= AGE_RANGE[1]):
+        problems.append(f"age_teacher must be a number of years in {list(AGE_RANGE)}, got {age!r}")
+    return problems

@@ -11,7 +11,9 @@ A dataset is a list of plain dicts, one per image (detectron2's "dataset dicts")
                       "iscrowd": 0 | 1, "area": float px^2,
                       "attributes": {"age": float years, "gender": "female" | "male",
                                      "emotion": one of EMOTIONS,
-                                     "emotion_votes": {name: count} (optional, e.g. FER+)}
+                                     "emotion_votes": {name: count} (optional, e.g. FER+),
+                                     "gender_soft": P(female) in [0, 1], "age_teacher": years
+                                     (optional teacher labels)}
                                     (missing key = unknown),
                       "groups": {str: str} (only when the file has it)}]}
 
@@ -26,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from maskface.data.attributes import EMOTIONS, GENDERS, check_emotion_votes
+from maskface.data.attributes import EMOTIONS, GENDERS, check_emotion_votes, check_teacher_labels
 from maskface.utils.io import load_json
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ def validate_annotation(ann: dict, img: dict, where: str) -> List[str]:
         problem = check_emotion_votes(attrs["emotion_votes"])
         if problem:
             problems.append(f"{where}: {problem}")
+    problems += [f"{where}: {problem}" for problem in check_teacher_labels(attrs)]
     groups = ann.get("groups")
     if groups is not None and not (isinstance(groups, dict)
                                    and all(isinstance(k, str) and isinstance(v, str) for k, v in groups.items())):

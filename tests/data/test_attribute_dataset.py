@@ -215,3 +215,28 @@ def test_cache_keeps_emotion_votes(colour_json, tmp_path):
     build_crop_cache(records, S, 0.2, path, pad=PAD, num_workers=1)
     cache = load_crop_cache(path)
     assert cache.emotion_votes is None and "emotion_votes" not in cache.targets(torch.tensor([0]))
+
+
+def test_cache_keeps_teacher_gender(colour_json, tmp_path):
+    """A teacher's gender probability travels through the cache into the training targets; a face
+    with only a teacher label is a sample; a cache without teacher labels stores none."""
+    records = load_coco_faces(colour_json)
+    anns = [a for r in records for a in attribute_faces(r)]
+    anns[1]["attributes"]["gender_soft"] = 0.25
+    extra = dict(records[0]["annotations"][0], id=999, attributes={"gender_soft": 0.75, "age_teacher": 40.0})
+    records[0]["annotations"].append(extra)
+    assert extra in attribute_faces(records[0])
+    path = tmp_path / "teacher.pt"
+    build_crop_cache(records, S, 0.2, path, pad=PAD, num_workers=1)
+    cache = load_crop_cache(path)
+    assert len(cache) == len(anns) + 1 and cache.gender_soft.shape == (len(cache),)
+    known = torch.isfinite(cache.gender_soft)
+    assert sorted(cache.gender_soft[known].tolist()) == [0.25, 0.75] and int(known.sum()) == 2
+    only_teacher = known & (cache.gender == -1) & cache.age.isnan() & (cache.emotion == -1)
+    assert int(only_teacher.sum()) == 1
+    assert "gender_soft" in cache.to("cpu").targets(torch.tensor([0, 1]))
+    records[0]["annotations"].pop()
+    del anns[1]["attributes"]["gender_soft"]
+    build_crop_cache(records, S, 0.2, path, pad=PAD, num_workers=1)
+    cache = load_crop_cache(path)
+    assert cache.gender_soft is None and "gender_soft" not in cache.targets(torch.tensor([0]))

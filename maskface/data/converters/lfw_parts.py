@@ -74,6 +74,19 @@ def read_gender_file(path: PathLike) -> Dict[str, str]:
     return genders
 
 
+def listed_gender(builder: CocoFacesBuilder, genders: Optional[Dict[str, str]], path: Path,
+                  unlisted: str) -> Optional[dict]:
+    """``{"gender": ...}`` of the image ``path`` from ``{file name: gender}``; ``None`` when there is
+    no gender list, or (noted in ``builder`` under ``unlisted``) when the image is not on it."""
+    if genders is None:
+        return None
+    gender = genders.get(path.name)
+    if gender is None:
+        builder.note(unlisted, str(path))
+        return None
+    return {"gender": gender}
+
+
 def convert_lfw_parts(
     root: PathLike,
     image_dir: str = "lfw_funneled",
@@ -132,12 +145,6 @@ def convert_lfw_parts(
         rle = mask_to_rle(skin)
         area, bbox = rle_area_bbox(rle)
         image_id = builder.add_image(path, width, height, identity=person)
-        attributes = None
-        if genders is not None:
-            gender = genders.get(path.name)
-            if gender is None:
-                builder.note("no gender in the gender file", str(path))
-            else:
-                attributes = {"gender": gender}
+        attributes = listed_gender(builder, genders, path, "no gender in the gender file")
         builder.add_face(image_id, bbox, segmentation=rle, area=area, attributes=attributes)
     return builder.to_coco(inputs=[root] + ([gender_file] if gender_file else []))

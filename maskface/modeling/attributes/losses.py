@@ -34,8 +34,9 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 def emotion_loss(logits: torch.Tensor, labels: torch.Tensor, votes: Optional[torch.Tensor] = None,
                  vote_weight: float = 0.0) -> torch.Tensor:
-    """Emotion cross-entropy whose target mixes the label with annotators' votes where there are
-    votes: ``(1 - vote_weight) * one_hot(label) + vote_weight * votes`` (FER+ soft targets).
+    """Cross-entropy whose target mixes the label with a soft distribution where there is one:
+    ``(1 - vote_weight) * one_hot(label) + vote_weight * votes``. Used for emotion (FER+ votes)
+    and, through :func:`gender_loss`, for gender (a teacher's probabilities).
 
     Args:
         logits: ``(N, C)``.
@@ -59,6 +60,26 @@ def emotion_loss(logits: torch.Tensor, labels: torch.Tensor, votes: Optional[tor
     w = torch.where(has_votes, torch.where(labels >= 0, vote_weight, 1.0), 0.0).unsqueeze(1)
     target = (1.0 - w) * hard + w * votes
     return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def gender_loss(logits: torch.Tensor, labels: torch.Tensor, soft: Optional[torch.Tensor] = None,
+                soft_weight: float = 0.0) -> torch.Tensor:
+    """Gender cross-entropy with a teacher's soft labels mixed in (distillation).
+
+    Args:
+        logits: ``(N, 2)`` in GENDERS order (female, male).
+        labels: ``(N,)`` index into GENDERS, -1 = unknown.
+        soft: ``(N,)`` the teacher's probability of "female", NaN = no teacher label; ``None`` = none.
+        soft_weight: in [0, 1]; the target of a face with both is ``(1 - soft_weight) * one_hot(label)
+            + soft_weight * (p, 1 - p)``; 0 = the labels alone. A face with only a teacher label
+            learns from it alone (when ``soft_weight > 0``).
+    """
+    if soft is None:
+        return emotion_loss(logits, labels, None, soft_weight)
+    has = torch.isfinite(soft)
+    p = torch.where(has, soft, torch.zeros_like(soft)).float().clamp(0.0, 1.0)
+    dist = torch.stack([p, 1.0 - p], dim=1) * has.float().unsqueeze(1)
+    return emotion_loss(logits, labels, dist, soft_weight)
 
 
 def gaussian_age_targets(age: torch.Tensor, values: torch.Tensor, sigma: float) -> torch.Tensor:

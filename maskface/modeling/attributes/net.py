@@ -24,7 +24,7 @@ from maskface.modeling.attributes.heads import (
     age_group_index,
     age_summary,
 )
-from maskface.modeling.attributes.losses import dex_age_loss, emotion_loss, label_division_loss, masked_cross_entropy
+from maskface.modeling.attributes.losses import dex_age_loss, emotion_loss, gender_loss, label_division_loss
 from maskface.modeling.attributes.trunks import build_trunk
 
 
@@ -44,6 +44,8 @@ class AttributeNet(nn.Module):
         age_l1_weight: weight of |E[age] - age| (years) added to the age loss.
         emotion_vote_weight: in [0, 1], share of annotators' vote distribution (FER+) in the
             emotion target of faces that have votes; 0 = labels only (:func:`.losses.emotion_loss`).
+        gender_teacher_weight: in [0, 1], share of a teacher's gender probabilities (``gender_soft``)
+            in the gender target of faces that have them; 0 = labels only (:func:`.losses.gender_loss`).
         crop_size, crop_margin, mask_dilate, mask_feather, mask_ellipse_union: how input crops are
             made (``extract_face_crops``' ``size``, ``margin``, ``dilate``, ``feather``,
             ``ellipse_union``); stored, not used by ``forward``.
@@ -65,6 +67,7 @@ class AttributeNet(nn.Module):
         age_sigma: float = 2.5,
         age_l1_weight: float = 0.1,
         emotion_vote_weight: float = 0.0,
+        gender_teacher_weight: float = 0.0,
         crop_size: int = 64,
         crop_margin: float = 0.2,
         mask_dilate: int = 1,
@@ -88,6 +91,9 @@ class AttributeNet(nn.Module):
         if not 0.0 <= emotion_vote_weight <= 1.0:
             raise ValueError(f"emotion_vote_weight must be in [0, 1], got {emotion_vote_weight}")
         self.emotion_vote_weight = float(emotion_vote_weight)
+        if not 0.0 <= gender_teacher_weight <= 1.0:
+            raise ValueError(f"gender_teacher_weight must be in [0, 1], got {gender_teacher_weight}")
+        self.gender_teacher_weight = float(gender_teacher_weight)
         self.crop_kwargs = {"size": int(crop_size), "margin": float(crop_margin), "dilate": int(mask_dilate),
                             "feather": float(mask_feather), "ellipse_union": bool(mask_ellipse_union)}
         self.flip_test = bool(flip_test)
@@ -107,6 +113,7 @@ class AttributeNet(nn.Module):
             age_sigma=loss.AGE_SIGMA,
             age_l1_weight=loss.AGE_L1_WEIGHT,
             emotion_vote_weight=loss.EMOTION_VOTES,
+            gender_teacher_weight=loss.GENDER_TEACHER,
             crop_size=m.CROP_SIZE,
             crop_margin=m.CROP_MARGIN,
             mask_dilate=m.MASK_DILATE,
@@ -153,7 +160,8 @@ class AttributeNet(nn.Module):
 
         ``targets``: ``age`` ``(N,)`` float years (NaN = unknown), ``gender`` ``(N,)`` int64 index
         into GENDERS (-1 = unknown), ``emotion`` ``(N,)`` int64 index into EMOTIONS (-1 = unknown),
-        optionally ``emotion_votes`` ``(N, 7)`` vote shares (rows of zeros = no votes).
+        optionally ``emotion_votes`` ``(N, 7)`` vote shares (rows of zeros = no votes) and
+        ``gender_soft`` ``(N,)`` a teacher's probability of "female" (NaN = none).
         """
         w_age, w_gender, w_emotion = self.loss_weights
         if self.age_head.kind == "dex":
@@ -164,7 +172,8 @@ class AttributeNet(nn.Module):
                                       targets["age"], self.age_l1_weight)
         return {
             "loss_age": w_age * age,
-            "loss_gender": w_gender * masked_cross_entropy(outputs["gender_logits"], targets["gender"]),
+            "loss_gender": w_gender * gender_loss(outputs["gender_logits"], targets["gender"],
+                                                  targets.get("gender_soft"), self.gender_teacher_weight),
             "loss_emotion": w_emotion * emotion_loss(outputs["emotion_logits"], targets["emotion"],
                                                      targets.get("emotion_votes"), self.emotion_vote_weight),
         }

@@ -235,3 +235,40 @@ def test_age_group_agrees_with_age_and_top_group_is_the_mode():
     (face,) = AttributeNet.decode(out)
     assert face["age"] == pytest.approx(0.45 * 2 + 0.3 * 61 + 0.25 * 62)
     assert face["age_group"] == "25-32" and face["age_group_top"] == "60-100"
+
+
+def test_gender_loss_mixes_teacher_probabilities_into_the_target():
+    from maskface.modeling.attributes.losses import gender_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2, requires_grad=True)
+    labels = torch.tensor([0, 1, -1, -1])  # female, male, unknown, unknown
+    soft = torch.tensor([0.2, NAN, 0.9, NAN])  # face 0: label + teacher; 1: label; 2: teacher only; 3: nothing
+    logp = logits.log_softmax(1)
+    assert torch.allclose(gender_loss(logits, labels, soft, 0.0), masked_cross_entropy(logits, labels))
+    assert torch.allclose(gender_loss(logits, labels, None, 0.5), masked_cross_entropy(logits, labels))
+    w = 0.25
+    t0 = torch.tensor([(1 - w) + w * 0.2, w * 0.8])  # female index 0 in GENDERS
+    expected = -((t0 * logp[0]).sum() + logp[1, 1] + 0.9 * logp[2, 0] + 0.1 * logp[2, 1]) / 3
+    loss = gender_loss(logits, labels, soft, w)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert logits.grad[3].abs().sum() == 0 and logits.grad[2].abs().sum() > 0
+    with pytest.raises(ValueError, match="vote_weight"):
+        gender_loss(logits, labels, soft, 1.5)
+
+
+def test_net_losses_use_teacher_gender_from_config():
+    cfg = get_attr_cfg()
+    cfg.LOSS.GENDER_TEACHER = 1.0
+    net = AttributeNet.from_config(cfg)
+    assert net.gender_teacher_weight == 1.0
+    out = net(torch.randn(2, 3, 64, 64))
+    targets = {"age": torch.tensor([NAN, NAN]), "gender": torch.tensor([1, -1]), "emotion": torch.tensor([-1, -1])}
+    plain = net.losses(out, targets)["loss_gender"]
+    logp = out["gender_logits"].log_softmax(1)
+    assert torch.allclose(plain, -logp[0, 1])  # no teacher labels: the true label alone
+    taught = net.losses(out, dict(targets, gender_soft=torch.tensor([1.0, 0.0])))["loss_gender"]
+    assert torch.allclose(taught, -(logp[0, 0] + logp[1, 1]) / 2)  # weight 1: the teacher wins where it has a say
+    with pytest.raises(ValueError, match="gender_teacher_weight"):
+        AttributeNet(gender_teacher_weight=2.0)
