@@ -131,7 +131,7 @@ class ReadPlan:
             raise ValueError(f"MODEL.RESIZE must be one of {RESIZE_MODES}, got {self.resize!r}")
         if self.tile and self.resize != "native":
             raise ValueError("MODEL.TILE needs MODEL.RESIZE 'native' (tiles are read at the picture's own size)")
-        if not 0 < int(self.min_size) and 0 < int(self.max_size):
+        if not (int(self.min_size) > 0 and int(self.max_size) > 0):
             raise ValueError(f"MODEL.MIN_SIZE / MAX_SIZE must be > 0, got {self.min_size} / {self.max_size}")
         if self.tile and 2 * self.merge_band[1] >= self.max_size:
             raise ValueError(f"tiles overlap by 2 x MODEL.MERGE_BAND[1] = {2 * self.merge_band[1]:g} px, which must be "

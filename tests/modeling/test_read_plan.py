@@ -148,3 +148,5 @@ def test_plan_from_config_and_bad_combinations():
         ReadPlan(min_size=480, max_size=256, resize="native", tile=True, merge_band=(64, 128))
     with pytest.raises(ValueError, match="MODEL.RESIZE"):
         ReadPlan(min_size=480, max_size=640, resize="fit")
+    with pytest.raises(ValueError, match="MIN_SIZE / MAX_SIZE"):
+        ReadPlan(min_size=480, max_size=0)
