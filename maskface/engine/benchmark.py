@@ -573,7 +573,7 @@ def detector_stage_times(model: torch.nn.Module, image_rgb: np.ndarray, *, score
         module = model.get_submodule(path)
         start = {}
 
-        def pre(_m, _i, name=name, start=start):
+        def pre(_m, _i, start=start):
             _sync(device)
             start["t"] = time.perf_counter()
 

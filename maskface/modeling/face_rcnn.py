@@ -229,6 +229,7 @@ class FaceRCNN(GeneralizedRCNN):
         self.merge_band = _check_band(merge_band)
         self.resize_mode = str(resize)
         self.tile = bool(tile)
+        self._channels_last = False  # set by optimize_for_inference: inputs then go in channels-last too
         self.read_plan()  # checks the combination now, not at the first picture
 
     def optimize_for_inference(self) -> "FaceRCNN":
@@ -294,7 +295,7 @@ class FaceRCNN(GeneralizedRCNN):
         batched = self.transform.batch_images([self.transform.normalize(img) for img in images],
                                               size_divisible=self.transform.size_divisible)
         image_list = ImageList(batched, sizes)
-        if getattr(self, "_channels_last", False):
+        if self._channels_last:
             batched = batched.contiguous(memory_format=torch.channels_last)
         features = self.backbone(batched)
         if isinstance(features, torch.Tensor):

@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from maskface.data.attributes import normalize_emotion
-from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images
+from maskface.data.converters.common import CocoFacesBuilder, PathLike, list_images
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -153,11 +153,10 @@ def convert_ckplus(
             builder.skip("file name without subject", str(path),
                          "expected a CK+ name S<subject>_<sequence>_<frame> (e.g. S010_004_00000017.png)")
             continue
-        try:
-            width, height = image_size(path)
-        except OSError as e:
-            builder.skip("unreadable image", str(path), str(e))
+        size = builder.image_size(path)
+        if size is None:
             continue
+        width, height = size
         if landmarks is None:
             box = [0, 0, width, height]
         else:

@@ -89,6 +89,15 @@ class CocoFacesBuilder:
         self.skip(reason, where, detail, count)
         self.malformed_faces[image_id] += count
 
+    def image_size(self, path: PathLike) -> Optional[Tuple[int, int]]:
+        """``(width, height)`` of an image file (:func:`image_size`), or ``None`` after skipping it
+        as an "unreadable image" (missing, or not an image)."""
+        try:
+            return image_size(path)
+        except OSError as e:
+            self.skip("unreadable image", str(path), str(e))
+            return None
+
     def note(self, reason: str, where: str = "", detail: str = "") -> None:
         """Count a record that was kept but is worth knowing about (a box clipped to the image,
         an image where no face was found, ...), under ``reason``."""

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from maskface.data.attributes import normalize_emotion
-from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size, list_images
+from maskface.data.converters.common import CocoFacesBuilder, PathLike, list_images
 from maskface.utils.io import atomic_write
 from maskface.utils.progress import progress_bar
 
@@ -136,11 +136,10 @@ def convert_fer2013_folders(
                 continue
             items.extend((path, split, emotion) for path in images)
     for path, split, emotion in progress_bar(items[:limit], desc="fer2013", unit="img", disable=not progress):
-        try:
-            width, height = image_size(path)
-        except OSError as e:
-            builder.skip("unreadable image", str(path), str(e))
+        size = builder.image_size(path)
+        if size is None:
             continue
+        width, height = size
         image_id = builder.add_image(path, width, height, split=split)
         attributes = {"emotion": emotion}
         if votes is not None:

@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from maskface.data.converters.common import CocoFacesBuilder, PathLike, image_size
+from maskface.data.converters.common import CocoFacesBuilder, PathLike
 from maskface.data.converters.lfw_parts import listed_gender
 from maskface.utils.progress import progress_bar
 
@@ -147,11 +147,10 @@ def convert_lfw(
             builder.skip("file name not <Name>_<NNNN>.jpg of its folder", str(path),
                          f"expected {path.parent.name}_<NNNN>.jpg")
             continue
-        try:
-            width, height = image_size(path)
-        except OSError as e:
-            builder.skip("unreadable image", str(path), str(e))
+        size = builder.image_size(path)
+        if size is None:
             continue
+        width, height = size
         attributes = listed_gender(builder, genders, path, "no gender on the name lists")
         image_id = builder.add_image(path, width, height, identity=path.parent.name)
         box = [x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height]

@@ -249,7 +249,8 @@ def resize_coco(data: dict, factor: float, image_dir: PathLike, progress: bool =
     For judging a detector on pictures at another size than the files hold (WIDER FACE copies
     downscaled to 640 px, read back at a photo's ~1024 px): images are resampled (area
     interpolation when shrinking, bicubic when enlarging; JPEG quality 95, other formats as they
-    are), boxes scaled, RLE / polygon masks resampled to the new size (``area`` follows), every
+    are), boxes scaled, masks redrawn at the new size (polygons rasterised there, RLE resampled;
+    ``area`` follows), every
     other field kept. Existing output images of the right size are reused, so a cut run resumes.
 
     Args:
@@ -261,12 +262,11 @@ def resize_coco(data: dict, factor: float, image_dir: PathLike, progress: bool =
         The new dict, ``image_root`` = ``image_dir`` (absolute), ``info.resized_by`` = ``factor``.
     """
     import cv2
-    import numpy as np
-    from pycocotools import mask as mask_utils
-    from tqdm import tqdm
 
-    from maskface.data.converters.common import mask_to_rle, resize_mask
+    from maskface.data.converters.common import image_size, mask_to_rle
+    from maskface.data.transforms import segmentation_to_mask
     from maskface.utils.io import atomic_write
+    from maskface.utils.progress import progress_bar
 
     if not factor > 0:
         raise ValueError(f"factor must be > 0, got {factor}")
@@ -275,13 +275,16 @@ def resize_coco(data: dict, factor: float, image_dir: PathLike, progress: bool =
     for ann in data["annotations"]:
         by_image[ann["image_id"]].append(ann)
     images, annotations = [], []
-    for image in tqdm(data["images"], desc="resize", unit="img", disable=not progress):
+    for image in progress_bar(data["images"], desc="resize", unit="img", disable=not progress):
         src = image_path(data, image)
         w, h = int(image["width"]), int(image["height"])
         nw, nh = max(1, round(w * factor)), max(1, round(h * factor))
         dst = out_root / image["file_name"]
-        current = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED) if dst.exists() else None
-        if current is None or current.shape[:2] != (nh, nw):
+        try:  # an earlier run's output of the right size is kept (header read only)
+            done = image_size(dst) == (nw, nh)
+        except OSError:
+            done = False
+        if not done:
             pixels = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
             if pixels is None:
                 raise ValueError(f"{src}: cannot read the image (image id {image['id']})")
@@ -303,11 +306,7 @@ def resize_coco(data: dict, factor: float, image_dir: PathLike, progress: bool =
             new = {**ann, "bbox": [x * sx, y * sy, bw * sx, bh * sy], "area": float(ann.get("area", bw * bh)) * sx * sy}
             seg = ann.get("segmentation")
             if seg:
-                rles = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else [seg]
-                rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
-                if isinstance(rle.get("counts"), list):  # uncompressed RLE
-                    rle = mask_utils.frPyObjects(rle, h, w)
-                mask = resize_mask(np.asarray(mask_utils.decode(rle), dtype=bool), nw, nh)
+                mask = segmentation_to_mask(seg, h, w, nh, nw).astype(bool)
                 new["segmentation"] = mask_to_rle(mask)
                 new["area"] = float(mask.sum())
             annotations.append(new)

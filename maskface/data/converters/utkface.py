@@ -30,7 +30,6 @@ from maskface.data.converters.auto import FaceOvalAnnotator, read_rgb
 from maskface.data.converters.common import (
     CocoFacesBuilder,
     PathLike,
-    image_size,
     list_images,
     near_duplicate_groups,
     polygons_area_bbox,
@@ -101,11 +100,10 @@ def convert_utkface(
             except ValueError as e:
                 builder.skip("malformed file name", str(path), str(e))
                 continue
-            try:
-                width, height = image_size(path)
-            except OSError as e:
-                builder.skip("unreadable image", str(path), str(e))
+            size = builder.image_size(path)
+            if size is None:
                 continue
+            width, height = size
             image_id = builder.add_image(path, width, height, **({"identity": twin_of[path]} if path in twin_of else {}))
             if path in twin_of:
                 builder.note("near-duplicate of another image (shared identity)", str(path), twin_of[path])
