@@ -393,7 +393,7 @@ class DetectorTrainer:
         with warnings.catch_warnings():
             # GradScaler skips optimizer.step() on overflow (first AMP steps); the schedule is
             # per iteration regardless, so torch's "scheduler before optimizer" warning is moot.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\(\)` before")
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
         self.step_stats = stats
 

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["create_app", "make_server", "WSGIServer"]
 
+DEFAULT_MAX_RECORD_S = 600.0  # camera-mode recordings stop by themselves after this (tools/serve.py --max-record-minutes)
 _FORM_SLACK = 1 << 20  # multipart boundaries and the small form fields, on top of the file itself
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; script-src 'self'; "
         "style-src 'self'; connect-src 'self' blob:{live}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -99,7 +100,8 @@ def create_app(predictor, limits: Optional[Limits] = None, tmp_dir: Optional[str
     @app.get("/")
     def index():
         client = {"analyze_url": "/api/v1/analyze", "max_upload_bytes": service.limits.max_upload_bytes,
-                  "live_port": app.config.get("MASKFACE_LIVE_PORT"), "model": service.model_info}
+                  "live_port": app.config.get("MASKFACE_LIVE_PORT"), "model": service.model_info,
+                  "max_record_s": app.config.get("MASKFACE_MAX_RECORD_S", DEFAULT_MAX_RECORD_S)}
         return render_template("index.html", model=service.model_name, device=service.device,
                                max_upload_mb=f"{service.limits.max_upload_bytes / (1 << 20):g}", client_config=client)
 

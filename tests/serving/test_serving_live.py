@@ -6,6 +6,7 @@ session goes on; cross-origin and surplus sessions are refused at the handshake.
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import pytest
@@ -115,3 +116,19 @@ def test_page_config_and_csp_name_the_live_port(make_app, predictor):
     csp = r.headers["Content-Security-Policy"]
     assert "connect-src 'self' blob: ws://127.0.0.1:9123 wss://127.0.0.1:9123;" in csp
     assert "live_port&#34;: 9123" in r.get_data(as_text=True)
+
+
+def test_shutdown_closes_open_sessions_and_waits_for_them(make_app, predictor, recorder, jpegs, caplog):
+    app, _ = make_app(recorder(predictor, delay=0.8))
+    server = LiveServer(app.extensions["maskface"], port=0).start()
+    ws = _connect(server).__enter__()
+    ws.send(frame_message(1, jpegs[0]))
+    assert _answers(ws, 1)[0][0]["type"] == "result" and server.sessions == 1
+    ws.send(frame_message(2, jpegs[1]))  # the session is busy with it (0.8 s) when shutdown() comes
+    time.sleep(0.2)
+    with caplog.at_level("INFO", logger="maskface.serving.live"):
+        server.shutdown()
+        assert server.sessions == 0  # the handler ended (and logged) before shutdown() returned
+    assert any("camera session closed" in r.getMessage() for r in caplog.records)
+    with pytest.raises(Exception):  # the client sees the connection closed
+        ws.recv(timeout=5)

@@ -74,3 +74,20 @@ def test_camera_mode_anonymises_and_records(camera_browser, serve_tool):
     assert face["mask"]["size"] == [240, 320]  # RLE in the camera frame's pixels
     assert list(server.uploads.iterdir()) == [] if server.uploads.exists() else True  # nothing stored
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_recording_stops_by_itself_at_its_limit(camera_browser, serve_tool):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from maskface.serving.browser import camera_in_browser
+
+    driver = camera_browser
+    server = serve_tool("--max-record-minutes", "0.05")  # 3 s
+    camera_in_browser(driver, server.url, min_results=2, timeout=60)
+    driver.find_element(By.ID, "record").click()
+    links = WebDriverWait(driver, 20, poll_frequency=0.2).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#recordings a") or False)  # no second click
+    assert len(links) == 2 and int(links[0].get_attribute("data-bytes")) > 1000
+    assert "limit" in driver.find_element(By.ID, "live-status").text
+    assert driver.find_element(By.ID, "record").text == "● Record"

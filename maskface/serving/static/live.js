@@ -8,6 +8,8 @@
   var cfg = JSON.parse(document.body.getAttribute("data-config") || "{}");
   var $ = function (id) { return document.getElementById(id); };
   var MAX_IN_FLIGHT = 2, JPEG_QUALITY = 0.75, WIDTH = 640, HEIGHT = 480, RECORD_FPS = 15, LOST_MS = 15000;
+  // a recording lives in this browser's memory until it is downloaded: it stops by itself at the limit
+  var MAX_RECORD_MS = 1000 * (cfg.max_record_s || 600);
   var video = $("live-video"), canvas = $("live-canvas"), ctx = canvas.getContext("2d");
   var statsEl = $("live-stats"), statusEl = $("live-status"), recordBtn = $("record");
   var grab = document.createElement("canvas");
@@ -306,6 +308,13 @@
     rec.ondataavailable = function (e) { if (e.data && e.data.size) { r.chunks.push(e.data); } };
     rec.onstop = function () { offerDownloads(r, type); };
     rec.start(1000);
+    r.timer = setTimeout(function () {
+      if (s && s.rec === r) {
+        stopRecording(s);
+        setStatus("Recording stopped at its " + (MAX_RECORD_MS / 60000).toFixed(MAX_RECORD_MS % 60000 ? 1 : 0) +
+                  "-minute limit (serve.py --max-record-minutes).");
+      }
+    }, MAX_RECORD_MS);
     recordBtn.classList.add("on");
     recordBtn.textContent = "■ Stop recording";
   }
@@ -313,6 +322,7 @@
   function stopRecording(session) {
     var r = session.rec;
     session.rec = null;
+    clearTimeout(r.timer);
     recordBtn.classList.remove("on");
     recordBtn.textContent = "● Record";
     if (r.recorder.state !== "inactive") { r.recorder.stop(); }
