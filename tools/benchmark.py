@@ -448,10 +448,10 @@ def add_attributes_parser(subparsers) -> None:
 
 def run_attributes(args) -> int:
     from maskface.engine.benchmark import benchmark_attribute_stage, load_attribute_stage
-    from maskface.engine.utils import resolve_device
     from maskface.evaluation.attribute_metrics import benchmark_attribute_net
     from maskface.modeling.attributes.ensemble import member_configs
     from maskface.modeling.attributes.trunks import TRUNKS
+    from maskface.utils.device import resolve_device
 
     prog = "attributes"
     size = _input_size(args, prog)

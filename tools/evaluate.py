@@ -86,10 +86,11 @@ def add_detection_parser(subparsers) -> None:
 def run_detection(args) -> int:
     import logging
 
-    from maskface.config import get_cfg, setup_cfg
-    from maskface.modeling.face_rcnn import load_detector
-    from maskface.engine.utils import resolve_device, save_config, setup_logging
+    from maskface.config import get_cfg, save_config, setup_cfg
     from maskface.evaluation.coco_evaluation import evaluate_model_on_dataset, format_metrics_table
+    from maskface.modeling.face_rcnn import load_detector
+    from maskface.utils.device import resolve_device
+    from maskface.utils.logger import setup_logging
 
     if not args.config_file and not args.peer:
         print("evaluate.py detection: give --config-file (a MaskFace detector) or --peer (a public one)", file=sys.stderr)
@@ -399,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from maskface.engine.utils import setup_logging
+    from maskface.utils.logger import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging()  # the attributes report goes through the library's logger

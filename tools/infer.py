@@ -165,8 +165,8 @@ def main(argv=None) -> int:
         print("note: --color only applies to arrays passed to the Python API; files are decoded as RGB",
               file=sys.stderr)
 
-    from maskface.engine.utils import setup_logging
     from maskface.inference.image_io import InputSpecError, collect_inputs
+    from maskface.utils.logger import setup_logging
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.output, level=logging.WARNING if args.quiet else logging.INFO)

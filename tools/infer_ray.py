@@ -149,9 +149,9 @@ def main(argv=None) -> int:
         return fail(str(e))
 
     from maskface.distributed.ray_infer import JobConfigError, RayInferenceJob
-    from maskface.engine.utils import setup_logging
     from maskface.inference.cli import predictor_kwargs_from_args
     from maskface.inference.image_io import InputSpecError
+    from maskface.utils.logger import setup_logging
 
     os.makedirs(args.output, exist_ok=True)
     setup_logging(args.output, level=logging.WARNING if args.quiet else logging.INFO)

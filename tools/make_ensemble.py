@@ -53,7 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from maskface.config import get_attr_cfg, setup_cfg
     from maskface.engine.attribute_trainer import combine_ensemble_weights
-    from maskface.engine.utils import setup_logging
+    from maskface.utils.logger import setup_logging
 
     setup_logging()
     try:

@@ -131,9 +131,9 @@ def main(argv=None) -> int:
     except ImportError as e:
         return fail(f'{e.name} is not installed; pip install -e ".[serve]"')
 
-    from maskface.engine.utils import setup_logging
     from maskface.serving.app import create_app, make_server
     from maskface.serving.service import Limits
+    from maskface.utils.logger import setup_logging
 
     setup_logging()
     try:

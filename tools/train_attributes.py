@@ -23,9 +23,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maskface.config import get_attr_cfg, setup_cfg  # noqa: E402
+from maskface.config import get_attr_cfg, save_config, setup_cfg  # noqa: E402
 from maskface.data.attribute_dataset import CropCacheError, cache_meta, load_or_build_crop_cache  # noqa: E402
-from maskface.engine.utils import save_config, setup_logging  # noqa: E402
+from maskface.utils.logger import setup_logging  # noqa: E402
 
 logger = logging.getLogger("maskface.tools.train_attributes")
 

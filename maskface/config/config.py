@@ -13,6 +13,8 @@ from typing import Any, Iterable, List
 
 import yaml
 
+from maskface.utils.io import atomic_write
+
 BASE_KEY = "_BASE_"
 # Keys whose values are lists of file paths: like _BASE_, relative to the YAML file that names them.
 PATH_LIST_KEYS = (("MODEL", "ENSEMBLE"),)
@@ -202,3 +204,11 @@ def setup_cfg(defaults: CfgNode, config_file: str | None = None, opts: List[str]
     if opts:
         cfg.merge_from_list(opts)
     return cfg.freeze()
+
+
+def save_config(cfg: CfgNode, output_dir: str, name: str = "config.yaml") -> str:
+    """Write the merged config next to the run's outputs (atomically); returns its path."""
+    path = Path(output_dir) / name
+    with atomic_write(path) as f:
+        f.write(cfg.dump())
+    return str(path)

@@ -464,7 +464,7 @@ class RayInferenceJob:
         Whatever happens once the pipeline runs (a signal, a lost cluster), the rows gathered so
         far are written as shards and ``summary.json`` says what stopped it.
         """
-        from maskface.engine.utils import save_config
+        from maskface.config import save_config
         from maskface.inference.runner import RunInterrupted, _stop_signals_deferred, _stop_signals_raise
 
         t0 = time.perf_counter()

@@ -34,12 +34,14 @@ import yaml
 
 from maskface.config import CfgNode
 from maskface.data.attribute_dataset import CropCache, augment_crops, balanced_sampler, center_crops
-from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
-from maskface.engine.utils import MetricsWriter, resolve_device, seed_all
+from maskface.engine.checkpoint import Checkpointer
+from maskface.engine.utils import MetricsWriter, seed_all
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics, save_attribute_report
 from maskface.modeling.attributes.crops import normalize_crops
 from maskface.modeling.attributes.ensemble import AttributeEnsemble, build_attribute_model, load_attribute_net, member_configs
 from maskface.modeling.attributes.net import AttributeNet
+from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
+from maskface.utils.device import resolve_device
 from maskface.utils.io import atomic_write
 from maskface.utils.progress import progress_bar
 

@@ -325,8 +325,8 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
     """
     from maskface.config import get_attr_cfg
     from maskface.modeling.attributes import load_attribute_net
-    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
     from maskface.modeling.attributes import build_attribute_model
+    from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
 
     device = torch.device(device)
     if config is None and weights is None:

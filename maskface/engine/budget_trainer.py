@@ -71,10 +71,12 @@ from maskface.engine.attribute_trainer import (
     training_net,
     training_optimizer,
 )
-from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file
-from maskface.engine.utils import MetricsWriter, resolve_device
+from maskface.engine.checkpoint import Checkpointer
+from maskface.engine.utils import MetricsWriter
 from maskface.evaluation.attribute_metrics import evaluate_attribute_model, flatten_metrics
 from maskface.modeling.attributes.net import AttributeNet
+from maskface.utils.checkpoint import load_checkpoint_file
+from maskface.utils.device import resolve_device
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)

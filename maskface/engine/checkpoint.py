@@ -1,5 +1,9 @@
 """Checkpoints: atomic saves, a ``last_checkpoint`` pointer for exact resume, and loading with
-clear errors for missing files or mismatched architectures."""
+clear errors for missing files or mismatched architectures.
+
+Reading a weights file and fitting it to a model (:func:`load_checkpoint_file`,
+:func:`load_model_weights`) live in :mod:`maskface.utils.checkpoint`, below modeling and the
+model zoo that use them too; they are re-exported here for existing imports."""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from typing import Any, Dict, Optional
 
 import torch
 
+from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
 from maskface.utils.io import atomic_write
+
+__all__ = ["Checkpointer", "load_checkpoint_file", "load_model_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,37 +68,3 @@ class Checkpointer:
                     obj.load_state_dict(data[k])
         return {k: v for k, v in data.items() if k != "model" and k not in self.checkpointables}
 
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated or non-torch files
-        raise RuntimeError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(data, dict):
-        raise RuntimeError(f"{path}: expected a dict checkpoint, got {type(data).__name__}")
-    return data
-
-
-def load_model_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str, strict: bool = True) -> None:
-    """Load a state dict, reporting missing / unexpected / wrongly shaped keys by name.
-
-    fp16-stored tensors are cast to the model's dtype.
-    """
-    own = model.state_dict()
-    shape_mismatch = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if strict and (shape_mismatch or missing or unexpected):
-        lines = [f"{source}: checkpoint does not match the model (wrong config or file?)"]
-        for title, items in (("shape mismatch", shape_mismatch), ("missing", missing), ("unexpected", unexpected)):
-            if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
-        raise RuntimeError("\n".join(lines))
-    cast = {k: (v.to(own[k].dtype) if k in own and v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(cast, strict=strict)

@@ -1,4 +1,4 @@
-"""Multi-process (multi-GPU / multi-node) launching and the few collective helpers we need.
+"""Multi-process (multi-GPU / multi-node) launching.
 
 Two ways to run distributed:
 
@@ -11,6 +11,10 @@ Two ways to run distributed:
 
 Backend: NCCL on CUDA, gloo on CPU. On a machine without CUDA, ``--num-gpus N`` starts N CPU
 processes with gloo -- slow, but it exercises the whole distributed path (used by the tests).
+
+The process-group queries and collectives (:func:`get_rank`, :func:`all_gather_object`, ...)
+live in :mod:`maskface.utils.comm`, below evaluation and the other layers that use them; they
+are re-exported here for existing imports.
 """
 
 from __future__ import annotations
@@ -19,67 +23,42 @@ import datetime
 import logging
 import os
 import socket
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from maskface.utils.comm import (
+    all_gather_object,
+    get_local_rank,
+    get_rank,
+    get_world_size,
+    is_dist,
+    is_main_process,
+    reduce_mean,
+    set_local_rank,
+    synchronize,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "all_gather_object",
+    "default_device",
+    "get_local_rank",
+    "get_rank",
+    "get_world_size",
+    "is_dist",
+    "is_main_process",
+    "launch",
+    "launched_by_torchrun",
+    "reduce_mean",
+    "synchronize",
+]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
-_LOCAL_RANK = 0
-
-
-# --- queries ---------------------------------------------------------------------------------------
-def is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_dist() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_dist() else 1
-
-
-def get_local_rank() -> int:
-    return _LOCAL_RANK
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
-def synchronize() -> None:
-    """Barrier across all processes (no-op when not distributed)."""
-    if is_dist() and get_world_size() > 1:
-        if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[torch.cuda.current_device()])
-        else:
-            dist.barrier()
-
-
-def all_gather_object(obj: Any) -> List[Any]:
-    """Every rank's ``obj``, in rank order (``[obj]`` when not distributed)."""
-    if get_world_size() == 1:
-        return [obj]
-    out: List[Any] = [None] * get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def reduce_mean(values: dict) -> dict:
-    """Average a dict of float scalars over all ranks (for logging)."""
-    if get_world_size() == 1 or not values:
-        return dict(values)
-    keys = sorted(values)
-    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=dev)
-    dist.all_reduce(t)
-    t /= get_world_size()
-    return {k: float(v) for k, v in zip(keys, t.tolist())}
 
 
 def default_device() -> torch.device:
@@ -101,8 +80,7 @@ def _backend() -> str:
 
 
 def _set_local_device(local_rank: int) -> None:
-    global _LOCAL_RANK
-    _LOCAL_RANK = local_rank
+    set_local_rank(local_rank)
     if torch.cuda.is_available():
         if local_rank >= torch.cuda.device_count():
             raise RuntimeError(f"local rank {local_rank} but only {torch.cuda.device_count()} GPUs on this machine")

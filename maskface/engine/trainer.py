@@ -28,18 +28,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from maskface.data.build import build_train_loader, load_datasets
 from maskface.data.mapper import DatasetMapper
-from maskface.engine.checkpoint import Checkpointer, load_checkpoint_file, load_model_weights
-from maskface.engine.launch import (
-    all_gather_object,
-    default_device,
-    get_rank,
-    get_world_size,
-    is_dist,
-    is_main_process,
-    reduce_mean,
-)
-from maskface.engine.utils import MetricsWriter, resolve_device, save_config, seed_all, setup_logging
+from maskface.config import save_config
+from maskface.engine.checkpoint import Checkpointer
+from maskface.engine.launch import default_device
+from maskface.engine.utils import MetricsWriter, seed_all
 from maskface.modeling.face_rcnn import build_face_rcnn
+from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
+from maskface.utils.comm import all_gather_object, get_rank, get_world_size, is_dist, is_main_process, reduce_mean
+from maskface.utils.device import resolve_device
+from maskface.utils.logger import setup_logging
 from maskface.utils.progress import progress_bar
 
 logger = logging.getLogger(__name__)

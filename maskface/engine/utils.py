@@ -1,5 +1,9 @@
-"""Engine utilities shared by the detector and attribute trainers: seeding, devices, logging,
-run folders (merged config saved next to every output) and a JSON-lines + TensorBoard writer."""
+"""Engine utilities shared by the detector and attribute trainers: seeding and a JSON-lines +
+TensorBoard metrics writer.
+
+:func:`resolve_device` (:mod:`maskface.utils.device`), :func:`setup_logging`
+(:mod:`maskface.utils.logger`) and :func:`save_config` (:mod:`maskface.config`) live below the
+layers that use them and are re-exported here for existing imports."""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import json
 import logging
 import os
 import random
-import sys
 import time
-from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 import torch
 
-from maskface.utils.io import atomic_write
+from maskface.config.config import save_config
+from maskface.utils.device import resolve_device
+from maskface.utils.logger import setup_logging
+
+__all__ = ["MetricsWriter", "read_metrics", "resolve_device", "save_config", "seed_all", "setup_logging"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,43 +32,6 @@ def seed_all(seed: int, rank: int = 0) -> None:
     random.seed(s)
     np.random.seed(s % (2**32))
     torch.manual_seed(s)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise a checked ``torch.device``."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available on this machine; use --device cpu")
-    return dev
-
-
-def setup_logging(output_dir: Optional[str] = None, rank: int = 0, level: int = logging.INFO) -> None:
-    """Log to stderr (rank 0 only) and to ``output_dir/log.txt`` (rank 0) or ``log.txt.rankN``."""
-    root = logging.getLogger("maskface")
-    root.setLevel(level)
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", "%m/%d %H:%M:%S")
-    if rank == 0:
-        sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
-    if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        name = "log.txt" if rank == 0 else f"log.txt.rank{rank}"
-        fh = logging.FileHandler(os.path.join(output_dir, name))
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
-
-
-def save_config(cfg, output_dir: str, name: str = "config.yaml") -> str:
-    """Write the merged config next to the run's outputs (atomically); returns its path."""
-    path = Path(output_dir) / name
-    with atomic_write(path) as f:
-        f.write(cfg.dump())
-    return str(path)
 
 
 class MetricsWriter:

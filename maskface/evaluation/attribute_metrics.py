@@ -505,7 +505,7 @@ def run_attributes(args: argparse.Namespace) -> int:
     """Run the ``attributes`` sub-command; returns the exit code."""
     from maskface.data.coco_faces import get_dataset
     from maskface.modeling.attributes import load_attribute_net
-    from maskface.engine.utils import resolve_device
+    from maskface.utils.device import resolve_device
 
     device = resolve_device(args.device)
     cfg = None

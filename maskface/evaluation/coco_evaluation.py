@@ -275,7 +275,7 @@ def inference_on_records(
     process's ``model_seconds`` (time inside the model calls) and ``images``."""
     from maskface.data.build import build_test_loader
     from maskface.data.mapper import DatasetMapper
-    from maskface.engine.launch import all_gather_object, get_rank, get_world_size, is_main_process
+    from maskface.utils.comm import all_gather_object, get_rank, get_world_size, is_main_process
 
     loader = build_test_loader(
         list(records), DatasetMapper(is_train=False, with_masks=False), rank=get_rank(), world_size=get_world_size(), num_workers=num_workers
@@ -317,7 +317,7 @@ def evaluate_model_on_dataset(
     ``coco_instances_results.json`` + ``metrics.json`` into ``output_dir`` (rank 0).
     Returns the metrics on rank 0, ``None`` elsewhere."""
     from maskface.data.coco_faces import get_dataset
-    from maskface.engine.launch import is_main_process
+    from maskface.utils.comm import is_main_process
 
     records = get_dataset(dataset, cfg.DATASETS.IMAGE_ROOT or None)
     if max_images and max_images > 0:

@@ -153,7 +153,7 @@ class FacePredictor:
         threads: int = 0,
         detector_backend: str = "maskface",
     ):
-        from maskface.engine.utils import resolve_device
+        from maskface.utils.device import resolve_device
 
         self.pad = pad
         self.retry_pad = retry_pad
@@ -318,8 +318,8 @@ class FacePredictor:
     def _init_from_onnx_dir(self, folder: Path, device, score_thresh, mask_thresh, max_size, detector_opts,
                             attribute_opts, attributes: bool, threads: int) -> None:
         """``FacePredictor(runtime="onnxruntime", onnx_dir=...)``: configs from the manifest."""
-        from maskface.engine.utils import resolve_device
         from maskface.export.onnx_export import load_manifest, require_onnxruntime
+        from maskface.utils.device import resolve_device
 
         require_onnxruntime()
         manifest = load_manifest(folder)

@@ -306,7 +306,7 @@ class InferenceRunner:
                 self._error(log, summary, p, f"not finished: {why}; run again with --skip-existing to do it")
 
     def _save_configs(self, summary: RunSummary) -> None:
-        from maskface.engine.utils import save_config
+        from maskface.config import save_config
 
         summary.outputs["config"] = save_config(self.predictor.cfg, str(self.out), "config.yaml")
         if getattr(self.predictor, "attr_cfg", None) is not None:

@@ -302,7 +302,7 @@ def _store_weights(src: str, dst: Path, fp16: bool) -> None:
     by their square root (the MobileNet-SSH detector lost 4 points of mask IoU that way)."""
     import torch
 
-    from maskface.engine.checkpoint import load_checkpoint_file
+    from maskface.utils.checkpoint import load_checkpoint_file
     from maskface.utils.io import atomic_write
 
     data = load_checkpoint_file(src)

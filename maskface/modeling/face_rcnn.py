@@ -382,7 +382,7 @@ def build_face_rcnn(cfg) -> FaceRCNN:
     """The detector described by ``cfg.MODEL``, initialised from ``MODEL.PRETRAINED`` if set.
 
     ``MODEL.WEIGHTS`` (a full MaskFace checkpoint) is not loaded here: the trainer / evaluator /
-    predictor load it with :mod:`maskface.engine.checkpoint`.
+    predictor load it with :mod:`maskface.utils.checkpoint` (see :func:`load_detector`).
     """
     model = FaceRCNN(**FaceRCNN.from_config(cfg))
     if cfg.MODEL.PRETRAINED:
@@ -403,8 +403,8 @@ def load_detector(cfg, weights: Optional[str] = None, device: Optional[Union[str
     px, ~40 % less backbone time on CPU; the model then no longer matches a checkpoint's keys,
     so not for training or saving). Raises ``FileNotFoundError`` / ``RuntimeError`` naming the
     file when it is missing or does not fit the config."""
-    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
-    from maskface.engine.utils import resolve_device
+    from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
+    from maskface.utils.device import resolve_device
 
     weights = cfg.MODEL.WEIGHTS if weights is None else weights
     device = resolve_device(cfg.MODEL.DEVICE) if device is None else torch.device(device)

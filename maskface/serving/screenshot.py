@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from maskface.engine.utils import setup_logging
     from maskface.inference.predictor import FacePredictor
     from maskface.serving.app import create_app, make_server
     from maskface.serving.browser import analyze_in_browser, chrome_driver
+    from maskface.utils.logger import setup_logging
 
     setup_logging()
     image = args.image or default_picture()

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from maskface.config import CfgNode, get_attr_cfg, get_cfg, load_yaml_with_base, setup_cfg
+from maskface.config import CfgNode, get_attr_cfg, get_cfg, load_yaml_with_base, save_config, setup_cfg
 
 
 def test_base_inheritance_and_overrides(tmp_path):
@@ -52,6 +52,14 @@ def test_dump_round_trip_and_clone(tmp_path):
     mutable = cfg.clone()
     mutable.MODEL.TRUNK = "resnet"
     assert cfg.MODEL.TRUNK == "gra" and isinstance(mutable, CfgNode)
+
+
+def test_save_config_writes_the_merged_config_next_to_the_outputs(tmp_path):
+    cfg = setup_cfg(get_attr_cfg(), None, ["MODEL.TRUNK", "gra"])
+    path = save_config(cfg, str(tmp_path / "run"), "attr_config.yaml")  # the folder is created
+    assert path == str(tmp_path / "run" / "attr_config.yaml")
+    assert setup_cfg(get_attr_cfg(), path).to_dict() == cfg.to_dict()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["attr_config.yaml"]  # no temp file left behind
 
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

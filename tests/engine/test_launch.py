@@ -9,14 +9,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modeling"))
 from detector_testing import make_dataset, tiny_cfg  # noqa: E402
 
-from maskface.engine.launch import get_world_size, launch  # noqa: E402
+from maskface.engine.launch import launch  # noqa: E402
+from maskface.utils.comm import get_world_size  # noqa: E402
 
 
 def _worker(cfg, out_dir):
     """Runs in each spawned process (module-level so that it pickles)."""
-    from maskface.engine.launch import get_rank
     from maskface.engine.trainer import DetectorTrainer
     from maskface.engine.utils import seed_all
+    from maskface.utils.comm import get_rank
 
     rank = get_rank()
     seed_all(cfg.SEED, rank)  # different per rank: DDP must still start every rank from rank 0's weights

@@ -637,7 +637,7 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
 
 def load_maskface_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     """The model state dict of a MaskFace checkpoint (``{"model": state}`` or a bare state dict)."""
-    from maskface.engine.checkpoint import load_checkpoint_file
+    from maskface.utils.checkpoint import load_checkpoint_file
 
     data = load_checkpoint_file(path)
     state = data.get("model", data)

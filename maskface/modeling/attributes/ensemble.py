@@ -110,7 +110,7 @@ def build_attribute_model(cfg, member_cfgs: Optional[List] = None) -> nn.Module:
     """An attribute config -> :class:`AttributeNet`, or :class:`AttributeEnsemble` when
     ``cfg.MODEL.ENSEMBLE`` lists member configs (each built with its own file; ``cfg.TEST.FLIP``
     applies to all). ``member_cfgs``: :func:`member_configs` of ``cfg`` when the caller has already
-    loaded them. Untrained: load weights with :func:`maskface.engine.checkpoint.load_model_weights`."""
+    loaded them. Untrained: load weights with :func:`maskface.utils.checkpoint.load_model_weights`."""
     if member_cfgs is None:
         member_cfgs = member_configs(cfg)
     if not member_cfgs:
@@ -142,7 +142,7 @@ def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu", cfg:
     import yaml
 
     from maskface.config import get_attr_cfg
-    from maskface.engine.checkpoint import load_checkpoint_file, load_model_weights
+    from maskface.utils.checkpoint import load_checkpoint_file, load_model_weights
 
     data = load_checkpoint_file(path)
     if cfg is None:
