@@ -90,6 +90,10 @@ def test_handshake_refusals(live):
     assert e.value.response.status_code == 403
     with _connect(live, origin=f"http://127.0.0.1:{live.port - 1}") as ws:  # the page's own host: fine
         ws.ping().wait(5)
+        # a session counts once its handler thread has started (the ping can be answered before)
+        deadline = time.monotonic() + 10
+        while live.sessions < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(InvalidStatus) as e:  # max_sessions=1
             with _connect(live):
                 pass
