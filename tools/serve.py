@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--attributes-every", type=int, default=5, metavar="K",
                     help="camera mode: the attribute net runs on a face's first frame and then every K-th frame of "
                          "its track, the track carrying its smoothed labels in between (default 5; 1 = every frame)")
-    lv.add_argument("--max-record-minutes", type=float, default=10.0, metavar="MIN",
+    lv.add_argument("--max-record-minutes", type=float, default=None, metavar="MIN",
                     help="camera mode: a recording (kept in the browser's memory until downloaded) stops by itself "
                          "after this many minutes (default 10), e.g. --max-record-minutes 2")
     m = p.add_argument_group("model (loaded once, at start-up)")
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         return fail("--max-live-sessions and --attributes-every must be >= 1")
     if args.live_port is not None and not 0 <= args.live_port <= 65535:
         return fail(f"--live-port must be in 0..65535, got {args.live_port}")
-    if not args.max_record_minutes > 0:
+    if args.max_record_minutes is not None and not args.max_record_minutes > 0:
         return fail(f"--max-record-minutes must be > 0, got {args.max_record_minutes}")
     try:
         import flask  # noqa: F401
@@ -163,7 +163,8 @@ def main(argv=None) -> int:
             server.server_close()
             return fail(f"cannot listen on {args.host}:{live_port} for the camera mode: {e} (--live-port, or --no-live)")
         app.config["MASKFACE_LIVE_PORT"] = live.port
-        app.config["MASKFACE_MAX_RECORD_S"] = args.max_record_minutes * 60.0
+        if args.max_record_minutes is not None:  # else the app's DEFAULT_MAX_RECORD_S
+            app.config["MASKFACE_MAX_RECORD_S"] = args.max_record_minutes * 60.0
     logger.info("%r ready", predictor)
     if live is not None:
         logger.info("camera mode: WebSocket ws://%s:%d/live", host, live.port)

@@ -9,7 +9,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var MAX_IN_FLIGHT = 2, JPEG_QUALITY = 0.75, WIDTH = 640, HEIGHT = 480, RECORD_FPS = 15, LOST_MS = 15000;
   // a recording lives in this browser's memory until it is downloaded: it stops by itself at the limit
-  var MAX_RECORD_MS = 1000 * (cfg.max_record_s || 600);
+  var MAX_RECORD_MS = 1000 * cfg.max_record_s;  // the server's limit (serve.py --max-record-minutes)
   var video = $("live-video"), canvas = $("live-canvas"), ctx = canvas.getContext("2d");
   var statsEl = $("live-stats"), statusEl = $("live-status"), recordBtn = $("record");
   var grab = document.createElement("canvas");
