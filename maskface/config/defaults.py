@@ -28,6 +28,9 @@ def get_cfg() -> CfgNode:
                 # px, one per FPN level (P2..P6), a number or a list of numbers; 16 px anchors on the
                 # stride-4 level match ~10 px faces
                 "ANCHOR_SIZES": [16, 32, 64, 128, 256],
+                # mobilenet_v1_ssh only: px anchor sizes of an extra stride-4 level for faces of ~6-16 px
+                # (e.g. [8, 12]; as many sizes as each ANCHOR_SIZES entry); [] = no such level
+                "STRIDE4_ANCHORS": [],
                 "ANCHOR_RATIOS": [1.0, 1.3],  # h/w; faces are slightly taller than wide
                 "RPN_IOU_THRESHOLDS": [0.3, 0.7],  # anchor IoU: background below the first, face from the second
                 "MIN_SIZE": 800,  # px, shorter side at inference / evaluation (training: INPUT.MIN_SIZE_TRAIN)

@@ -140,18 +140,22 @@ def build_mobilenet_fpn_backbone(
     )
 
 
-def build_backbone(name: str, *, norm: str = "GN", fpn_channels: int = 256, trainable_layers: int = 5) -> nn.Module:
+def build_backbone(name: str, *, norm: str = "GN", fpn_channels: int = 256, trainable_layers: int = 5,
+                   stride4: bool = False) -> nn.Module:
     """Dispatch on the backbone name (``MODEL.BACKBONE``).
 
     ``mobilenet_v1_ssh`` has a fixed width of 64 channels (the face-trained file's) and four
-    trainable parts (``trainable_layers`` 5 is read as 4: everything).
+    trainable parts (``trainable_layers`` 5 is read as 4: everything); ``stride4`` adds its
+    stride-4 level (:class:`~maskface.modeling.mobilenet_ssh.Stride4Branch`; that backbone only).
     """
+    if stride4 and name not in SSH_BACKBONES:
+        raise ValueError(f"a stride-4 level is built for {SSH_BACKBONES} only, got backbone {name!r}")
     if name in SSH_BACKBONES:
         from maskface.modeling.mobilenet_ssh import CHANNELS, MobileNetSSHBackbone
 
         if fpn_channels != CHANNELS:
             raise ValueError(f"backbone {name!r} has {CHANNELS} pyramid channels; set MODEL.FPN_CHANNELS {CHANNELS}, got {fpn_channels}")
-        return MobileNetSSHBackbone(get_norm_layer(norm), trainable_layers=min(trainable_layers, 4))
+        return MobileNetSSHBackbone(get_norm_layer(norm), trainable_layers=min(trainable_layers, 4), stride4=stride4)
     if name in RESNETS:
         return build_resnet_fpn_backbone(name, norm=norm, fpn_channels=fpn_channels, trainable_layers=trainable_layers)
     if name in MOBILENETS:

@@ -38,7 +38,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign, nms
+from torchvision.ops import nms
 
 from maskface.modeling.backbone import SSH_BACKBONES, build_backbone, group_norm, imagenet_key_map, imagenet_weights_url
 from maskface.modeling.mobilenet_ssh import (
@@ -50,7 +50,7 @@ from maskface.modeling.mobilenet_ssh import (
     retinaface_to_maskface,
 )
 from maskface.modeling.read_plan import ReadPlan, input_scale, resize_image
-from maskface.modeling.roi_heads import FaceRoIHeads, FaceRPN
+from maskface.modeling.roi_heads import FaceRoIHeads, FaceRPN, OrderedRoIAlign
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NUM_CLASSES = 2  # background, face
 FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign (backbones may name others)
+FINE_BELOW = 56.0  # px: faces under this are pooled from the MobileNet-SSH stride-4 map ("s4")
 
 
 def _anchor_sizes(sizes: Sequence[Union[float, Sequence[float]]]) -> tuple:
@@ -187,8 +188,18 @@ class FaceRCNN(GeneralizedRCNN):
         bg_iou, fg_iou = (float(t) for t in rpn_iou_thresholds)
         if not 0 < bg_iou <= fg_iou < 1:
             raise ValueError(f"rpn_iou_thresholds must be (background, face) with 0 < bg <= fg < 1, got {tuple(rpn_iou_thresholds)}")
-        head = PerLevelRPNHead(out_ch, num_anchors[0], len(sizes)) if rpn_per_level else RPNHead(out_ch, num_anchors[0])
+        level_channels = list(getattr(backbone, "level_channels", [out_ch] * len(sizes)))
+        if len(level_channels) != len(sizes):
+            raise ValueError(f"anchor_sizes has {len(sizes)} levels but the backbone gives {len(level_channels)} feature maps")
+        if rpn_per_level:
+            head = PerLevelRPNHead(level_channels, num_anchors[0], len(sizes))
+        elif len(set(level_channels)) == 1:
+            head = RPNHead(out_ch, num_anchors[0])
+        else:
+            raise ValueError(f"a shared RPN head needs equal channels on every level, got {level_channels}")
         feature_names = list(getattr(backbone, "roi_feature_names", FEATURE_NAMES))
+        # a stride-4 map added to the MobileNet-SSH pyramid pools only faces under 56 px
+        fine_below = FINE_BELOW if feature_names[0] == "s4" else 0.0
         rpn = FaceRPN(
             anchor_gen,
             head,
@@ -203,7 +214,7 @@ class FaceRCNN(GeneralizedRCNN):
             score_thresh_test=rpn_score_thresh_test,
         )
         roi_heads = FaceRoIHeads(
-            MultiScaleRoIAlign(feature_names, output_size=7, sampling_ratio=2),
+            OrderedRoIAlign(feature_names, output_size=7, sampling_ratio=2, fine_below=fine_below),
             TwoMLPHead(out_ch * 7 * 7, box_head_dim),
             FastRCNNPredictor(box_head_dim, num_classes),
             fg_iou_thresh=0.5,
@@ -214,7 +225,7 @@ class FaceRCNN(GeneralizedRCNN):
             score_thresh=score_thresh,
             nms_thresh=nms_thresh,
             detections_per_img=detections_per_img,
-            mask_roi_pool=MultiScaleRoIAlign(feature_names, output_size=14, sampling_ratio=2),
+            mask_roi_pool=OrderedRoIAlign(feature_names, output_size=14, sampling_ratio=2, fine_below=fine_below),
             mask_head=MaskRCNNHeads(out_ch, [mask_head_dim] * 4, 1, norm_layer=group_norm if norm == "GN" else None),
             mask_predictor=MaskRCNNPredictor(mask_head_dim, mask_head_dim, num_classes),
             crowd_ioa_thresh=crowd_ioa_thresh,
@@ -331,16 +342,20 @@ class FaceRCNN(GeneralizedRCNN):
         from 0..255 values, no std).
         """
         m = cfg.MODEL
-        backbone = build_backbone(
-            m.BACKBONE, norm=m.NORM, fpn_channels=m.FPN_CHANNELS, trainable_layers=m.TRAINABLE_LAYERS
-        )
         retina = m.BACKBONE in SSH_BACKBONES
+        stride4 = len(m.STRIDE4_ANCHORS) > 0
+        if stride4 and not retina:
+            raise ValueError(f"MODEL.STRIDE4_ANCHORS is for the mobilenet_v1_ssh backbone (the FPN backbones start "
+                             f"at stride 4 already: use MODEL.ANCHOR_SIZES), got backbone {m.BACKBONE!r}")
+        backbone = build_backbone(
+            m.BACKBONE, norm=m.NORM, fpn_channels=m.FPN_CHANNELS, trainable_layers=m.TRAINABLE_LAYERS, stride4=stride4
+        )
         norm_kwargs = (
             dict(image_mean=[v / 255.0 for v in RETINAFACE_MEAN_RGB], image_std=[1.0 / 255.0] * 3) if retina else {}
         )
         return dict(
             backbone=backbone,
-            anchor_sizes=m.ANCHOR_SIZES,
+            anchor_sizes=list(m.ANCHOR_SIZES) + ([list(m.STRIDE4_ANCHORS)] if stride4 else []),
             anchor_ratios=m.ANCHOR_RATIOS,
             rpn_per_level=retina,
             centered_anchors=retina,

@@ -15,7 +15,9 @@ file loads by name (:func:`load_retinaface_weights`):
 =============  ==========================================================================
 
 Output: an ordered dict of three 64-channel maps, ``"0"`` (stride 8), ``"1"`` (16), ``"2"`` (32),
-read by the RPN and by RoIAlign (``roi_feature_names``).
+read by the RPN and by RoIAlign (``roi_feature_names``). With ``stride4=True`` a fourth map,
+``"s4"`` (stride 4, 64 channels, :class:`Stride4Branch`: MaskFace's own, trained here), follows:
+the RPN's smallest anchors, and RoIAlign for faces under 56 px.
 
 Input convention. RetinaFace reads BGR pixels 0..255 minus the mean (104, 117, 123), no std.
 MaskFace models read RGB in 0..1 and normalise inside (``GeneralizedRCNNTransform``), so this
@@ -36,10 +38,11 @@ RPN from RetinaFace's heads (exact, not approximate):
 from __future__ import annotations
 
 import hashlib
+import math
 import logging
 import os
 from collections import OrderedDict
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +63,7 @@ KNOWN_WEIGHTS = {
 }
 LEAKY = 0.1
 CHANNELS = 64  # FPN / SSH width of the public file
+STRIDE4_BLOCK = 3  # index in body.stage1 of the last block at stride 4 (32 channels)
 
 
 def _conv_norm(cin: int, cout: int, k: int, stride: int, norm: Callable[[int], nn.Module], act: bool, groups: int = 1):
@@ -98,10 +102,19 @@ class MobileNetV1(nn.Module):
         self.stage2 = nn.Sequential(_dw_block(64, 128, 2, norm), *[_dw_block(128, 128, 1, norm) for _ in range(5)])
         self.stage3 = nn.Sequential(_dw_block(128, 256, 2, norm), _dw_block(256, 256, 1, norm))
 
-    def forward(self, x: Tensor) -> List[Tensor]:
-        c3 = self.stage1(x)
+    def forward(self, x: Tensor, with_stride4: bool = False) -> List[Tensor]:
+        """Maps of strides 8, 16, 32; with ``with_stride4`` the stride-4 map (32 ch) is appended."""
+        c2 = x
+        for i, block in enumerate(self.stage1):
+            c2 = block(c2)
+            if i == STRIDE4_BLOCK:
+                break
+        c3 = c2
+        for block in list(self.stage1)[STRIDE4_BLOCK + 1:]:
+            c3 = block(c3)
         c4 = self.stage2(c3)
-        return [c3, c4, self.stage3(c4)]
+        out = [c3, c4, self.stage3(c4)]
+        return out + [c2] if with_stride4 else out
 
 
 class RetinaFPN(nn.Module):
@@ -143,6 +156,37 @@ class SSH(nn.Module):
         return F.relu(out)
 
 
+class Stride4Branch(nn.Module):
+    """The stride-4 level for faces of ~6-24 px (MaskFace's own; RetinaFace's file has none).
+
+    The body's stride-4 map (32 ch) plus the stride-8 SSH output (64 ch, projected and upsampled
+    2x, nearest: the context a face that small needs), then two depthwise-separable 3x3 blocks,
+    the second widening to the pyramid's 64 channels so that RoIAlign can pool it with the others.
+    Convs carry biases and no norm (trained from scratch with small CPU batches; nothing to fold).
+    About 5 k multiply-adds per output pixel: ~0.25 GMAC at 1024x768.
+
+    ``forward(c2, p3)``: ``c2`` (N, 32, H/4, W/4), ``p3`` (N, 64, H/8, W/8) -> (N, 64, H/4, W/4).
+    """
+
+    def __init__(self, in_channels: int = 32, top_channels: int = CHANNELS, width: int = 32, out_channels: int = CHANNELS):
+        super().__init__()
+        self.lateral = nn.Conv2d(in_channels, width, 1)
+        self.top = nn.Conv2d(top_channels, width, 1)
+        self.blocks = nn.Sequential(*[
+            nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, groups=width), nn.Conv2d(width, cout, 1),
+                          nn.LeakyReLU(LEAKY, inplace=True))
+            for cout in (width, out_channels)
+        ])
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=LEAKY, mode="fan_out")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, c2: Tensor, p3: Tensor) -> Tensor:
+        x = self.lateral(c2) + F.interpolate(self.top(p3), size=c2.shape[-2:], mode="nearest")
+        return self.blocks(F.leaky_relu(x, LEAKY))
+
+
 class MobileNetSSHBackbone(nn.Module):
     """MobileNetV1-0.25 -> FPN -> SSH: three 64-channel maps at strides 8, 16, 32.
 
@@ -150,11 +194,15 @@ class MobileNetSSHBackbone(nn.Module):
         norm: a callable ``channels -> norm module``; ``FrozenBatchNorm2d`` (the default choice when
             fine-tuning the face-trained file with small batches), ``BatchNorm2d`` or GroupNorm.
         trainable_layers: parts trained, counted from the top: 0 = none, 1 = FPN + SSH, 2 = also
-            ``stage3``, 3 = also ``stage2``, 4 = everything.
+            ``stage3``, 3 = also ``stage2``, 4 = everything. The stride-4 branch is always trained
+            (it has no pretrained counterpart), so 0 with ``stride4`` trains that branch alone.
+        stride4: add the stride-4 level ``"s4"`` (:class:`Stride4Branch`), last in the output.
 
     Attributes:
         out_channels: 64.
-        roi_feature_names: the map names RoIAlign pools from (all three).
+        level_channels: channels of every output map, in order (64 each).
+        roi_feature_names: the map names RoIAlign pools from, finest first (``"s4"`` first when
+            there is one: the output dict keeps it last, after the RetinaFace levels).
         anchor_sizes: the anchor sizes matching the RetinaFace heads, per level.
     """
 
@@ -162,21 +210,30 @@ class MobileNetSSHBackbone(nn.Module):
     roi_feature_names = ["0", "1", "2"]
     anchor_sizes = RETINAFACE_ANCHOR_SIZES
 
-    def __init__(self, norm: Callable[[int], nn.Module], trainable_layers: int = 4):
+    def __init__(self, norm: Callable[[int], nn.Module], trainable_layers: int = 4, stride4: bool = False):
         super().__init__()
         if not 0 <= trainable_layers <= 4:
             raise ValueError(f"trainable_layers must be in [0, 4] for the MobileNet-SSH backbone, got {trainable_layers}")
         self.body = MobileNetV1(norm)
         self.fpn = RetinaFPN((64, 128, 256), CHANNELS, norm)
         self.ssh1, self.ssh2, self.ssh3 = SSH(CHANNELS, norm), SSH(CHANNELS, norm), SSH(CHANNELS, norm)
+        self.stride4 = Stride4Branch() if stride4 else None
+        self.level_channels = [CHANNELS] * (4 if stride4 else 3)
+        # RoIAlign pools faces under 56 px from the stride-4 map when there is one (the pooler reads
+        # the maps in this order, finest first; face_rcnn.FINE_BELOW)
+        self.roi_feature_names = (["s4"] if stride4 else []) + ["0", "1", "2"]
         frozen = [self.body.stage1, self.body.stage2, self.body.stage3, nn.ModuleList([self.fpn, self.ssh1, self.ssh2, self.ssh3])]
         for m in frozen[: 4 - trainable_layers]:
             for p in m.parameters():
                 p.requires_grad_(False)
 
     def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
-        f1, f2, f3 = self.fpn(self.body(x))
-        return OrderedDict([("0", self.ssh1(f1)), ("1", self.ssh2(f2)), ("2", self.ssh3(f3))])
+        feats = self.body(x, with_stride4=self.stride4 is not None)
+        f1, f2, f3 = self.fpn(feats[:3])
+        out = OrderedDict([("0", self.ssh1(f1)), ("1", self.ssh2(f2)), ("2", self.ssh3(f3))])
+        if self.stride4 is not None:
+            out["s4"] = self.stride4(feats[3], out["0"])
+        return out
 
 
 class PerLevelRPNHead(nn.Module):
@@ -184,7 +241,7 @@ class PerLevelRPNHead(nn.Module):
     layout; torchvision's :class:`RPNHead` shares one head across levels).
 
     Args:
-        in_channels: channels of every feature map.
+        in_channels: channels of every feature map, or one number per level.
         num_anchors: anchors per location (the same on every level).
         num_levels: number of feature maps.
 
@@ -192,13 +249,20 @@ class PerLevelRPNHead(nn.Module):
     (N, A, H, W) and box deltas (N, 4A, H, W) in torchvision's RPN encoding, per level.
     """
 
-    def __init__(self, in_channels: int, num_anchors: int, num_levels: int):
+    def __init__(self, in_channels: Union[int, Sequence[int]], num_anchors: int, num_levels: int):
         super().__init__()
-        self.cls_logits = nn.ModuleList(nn.Conv2d(in_channels, num_anchors, 1) for _ in range(num_levels))
-        self.bbox_pred = nn.ModuleList(nn.Conv2d(in_channels, 4 * num_anchors, 1) for _ in range(num_levels))
+        chans = [int(in_channels)] * num_levels if isinstance(in_channels, int) else [int(c) for c in in_channels]
+        if len(chans) != num_levels:
+            raise ValueError(f"in_channels: expected one number or {num_levels} (one per level), got {list(in_channels)}")
+        self.cls_logits = nn.ModuleList(nn.Conv2d(c, num_anchors, 1) for c in chans)
+        self.bbox_pred = nn.ModuleList(nn.Conv2d(c, 4 * num_anchors, 1) for c in chans)
         for conv in list(self.cls_logits) + list(self.bbox_pred):
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.constant_(conv.bias, 0)
+        # A level without pretrained weights starts at 1 % objectness, not 50 % (which would fill
+        # the proposals with its untrained anchors); the RetinaFace levels are overwritten anyway.
+        for conv in self.cls_logits:
+            nn.init.constant_(conv.bias, -math.log(99.0))
 
     def forward(self, x: List[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         if len(x) != len(self.cls_logits):

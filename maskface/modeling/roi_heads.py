@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss, maskrcnn_inference
 from torchvision.models.detection.rpn import RegionProposalNetwork
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.poolers import LevelMapper, _setup_scales
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import roi_align
 
@@ -41,6 +43,46 @@ def _crowd_ignore(boxes: Tensor, target: Dict[str, Tensor], thresh: float) -> Op
     if crowd is None or crowd.numel() == 0 or boxes.numel() == 0:
         return None
     return box_ioa(boxes, crowd.to(boxes.dtype)).max(dim=1).values >= thresh
+
+
+class FineLevelMapper(LevelMapper):
+    """torchvision's FPN level rule over the coarser maps, plus one finer map for small boxes:
+    boxes under ``fine_below`` px (sqrt of the area) get index 0 (the finest map), the others
+    torchvision's index among the coarser maps, plus 1. ``k_min`` / ``k_max`` are the coarser
+    maps' levels (e.g. 3 and 5 for strides 8 to 32)."""
+
+    def __init__(self, k_min: int, k_max: int, fine_below: float, **kwargs):
+        super().__init__(k_min, k_max, **kwargs)
+        self.fine_below = float(fine_below)
+
+    def __call__(self, boxlists: List[Tensor]) -> Tensor:
+        coarse = super().__call__(boxlists) + 1
+        s = torch.sqrt(torch.cat([box_ops.box_area(b) for b in boxlists]))
+        return torch.where(s < self.fine_below, torch.zeros_like(coarse), coarse)
+
+
+class OrderedRoIAlign(MultiScaleRoIAlign):
+    """torchvision's :class:`MultiScaleRoIAlign` reading the maps in the order of ``featmap_names``
+    (finest first, as its level rule assumes) instead of the feature dict's order: the
+    MobileNet-SSH backbone appends its stride-4 map after the three RetinaFace levels, whose RPN
+    heads keep their indices.
+
+    ``fine_below`` (px, > 0): the first map is only for boxes under this size
+    (:class:`FineLevelMapper`); the others keep the level rule they had without it, so adding a
+    finer map changes nothing for larger faces. 0: torchvision's rule over all maps.
+    """
+
+    def __init__(self, featmap_names: List[str], output_size: int, sampling_ratio: int, fine_below: float = 0.0):
+        super().__init__(featmap_names, output_size, sampling_ratio)
+        self.fine_below = float(fine_below)
+
+    def forward(self, x: Dict[str, Tensor], boxes: List[Tensor], image_shapes: List[Tuple[int, int]]) -> Tensor:
+        x = {k: x[k] for k in self.featmap_names}
+        if self.fine_below > 0 and (self.scales is None or self.map_levels is None):
+            self.scales, mapper = _setup_scales(list(x.values()), image_shapes, self.canonical_scale, self.canonical_level)
+            self.map_levels = FineLevelMapper(int(mapper.k_min) + 1, int(mapper.k_max), self.fine_below,
+                                              canonical_scale=self.canonical_scale, canonical_level=self.canonical_level)
+        return super().forward(x, boxes, image_shapes)
 
 
 class FaceRPN(RegionProposalNetwork):

@@ -140,3 +140,65 @@ def test_missing_and_altered_files_give_clear_errors(tmp_path):
     model = build_face_rcnn(_cfg("MODEL.PRETRAINED", str(renamed)))
     w = torch.load(retina, map_location="cpu")["body.stage1.0.0.weight"]
     assert math.isclose(float((model.backbone.body.stage1[0][0].weight.detach() - w.flip(1)).abs().max()), 0.0)
+
+
+def test_stride4_level_shapes_training_and_loading():
+    """MODEL.STRIDE4_ANCHORS adds a fourth level at stride 4 (64 channels): its anchors are
+    matched to tiny faces, RoIAlign pools faces under 56 px from it, it trains with the rest of
+    the backbone frozen, and a checkpoint without it loads into the three RetinaFace levels
+    unchanged."""
+    base = build_face_rcnn(_cfg()).eval()
+    model = build_face_rcnn(_cfg("MODEL.STRIDE4_ANCHORS", "[8, 12]", "MODEL.TRAINABLE_LAYERS", "0"))
+    assert len(model.rpn.head.cls_logits) == 4 and model.rpn.head.cls_logits[3].in_channels == 64
+    assert model.backbone.roi_feature_names == ["s4", "0", "1", "2"]
+    trainable = {n.split(".")[0] for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {"stride4"}
+    # untrained level: 1 % objectness, not 50 %
+    assert torch.sigmoid(model.rpn.head.cls_logits[3].bias).max() < 0.02
+
+    img = torch.rand(3, 128, 160)
+    feats = model.backbone(img[None])
+    assert list(feats) == ["0", "1", "2", "s4"]
+    assert tuple(feats["s4"].shape) == (1, 64, 32, 40) and tuple(feats["0"].shape) == (1, 64, 16, 20)
+    # RoIAlign: a 20 px box is pooled from the stride-4 map, a 60 px one from the stride-8 map (as
+    # without the stride-4 map), a 120 px one too
+    pool = model.roi_heads.box_roi_pool
+    for side, name in ((20, "s4"), (60, "0"), (120, "0")):
+        box = torch.tensor([[4.0, 4.0, 4.0 + side, 4.0 + side]])
+        got = pool(feats, [box], [(128, 160)])
+        from torchvision.ops import roi_align
+
+        level = feats[name]
+        ref = roi_align(level, [box], (7, 7), spatial_scale=level.shape[-1] / 160, sampling_ratio=2)
+        torch.testing.assert_close(got, ref)
+    # the other levels are exactly those of the model without the stride-4 level
+    missing = set(model.state_dict()) - set(base.state_dict())
+    assert missing and all(k.startswith(("backbone.stride4.", "rpn.head.cls_logits.3", "rpn.head.bbox_pred.3")) for k in missing)
+    model.load_state_dict(base.state_dict(), strict=False)
+    with torch.no_grad():
+        ref = base.backbone(img[None])
+        got = model.backbone(img[None])
+    for k in ("0", "1", "2"):
+        torch.testing.assert_close(got[k], ref[k])
+
+    # an 8 px face is matched to the stride-4 level's anchors
+    images, _ = model.transform([img])
+    anchors = model.rpn.anchor_generator(images, list(feats.values()))[0]
+    n3 = 2 * (16 * 20 + 8 * 10 + 4 * 5)
+    face = torch.tensor([[60.0, 40.0, 68.0, 48.0]])
+    from torchvision.ops import box_iou
+
+    assert int(box_iou(face, anchors).argmax()) >= n3
+
+    model.train()
+    target = {"boxes": face, "labels": torch.ones(1, dtype=torch.int64),
+              "masks": torch.zeros(1, 128, 160, dtype=torch.uint8), "has_mask": torch.tensor([False])}
+    losses = model([img], [target])
+    sum(losses.values()).backward()
+    assert model.backbone.stride4.lateral.weight.grad is not None
+    assert model.rpn.head.cls_logits[3].weight.grad.abs().sum() > 0
+    assert model.backbone.body.stage1[0][0].weight.grad is None
+
+    with pytest.raises(ValueError, match="STRIDE4_ANCHORS is for the mobilenet_v1_ssh"):
+        build_face_rcnn(setup_cfg(get_cfg(), None, ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE", "resnet18",
+                                                     "MODEL.STRIDE4_ANCHORS", "[8]"]))

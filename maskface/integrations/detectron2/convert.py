@@ -312,6 +312,9 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
                        m.RESIZE, m.TILE, int(m.MIN_SIZE), int(m.MAX_SIZE))
     backbone = m.BACKBONE
     _check_backbone(backbone)
+    if len(m.STRIDE4_ANCHORS):
+        raise ConversionError(f"MODEL.STRIDE4_ANCHORS {list(m.STRIDE4_ANCHORS)}: the MobileNet-SSH stride-4 level has no "
+                              "Detectron2 counterpart in this package yet; convert a model without it")
     ssh = backbone in SSH_BACKBONES
     in_model = resize == "maskface"
     gn = m.NORM == "GN"
