@@ -6,6 +6,8 @@ Detectron2's projects do with their ``add_*_config``). New keys:
 
 ``MODEL.MOBILENET_SSH.NORM``     normalisation of the ``build_mobilenet_ssh_backbone`` pyramid:
                                  ``FrozenBN`` (default; the face-trained statistics), ``BN`` or ``GN``.
+``MODEL.MOBILENET_SSH.STRIDE4``  that pyramid also gives ``p2``, MaskFace's stride-4 level
+                                 (``MODEL.STRIDE4_ANCHORS``); default False.
 ``MODEL.MASKFACE.MIN_SIZE_TEST``  ``MaskFaceRCNN``: shorter side of test images, px (MaskFace's
                                  ``MODEL.MIN_SIZE``); the model resizes, so ``INPUT.MIN_SIZE_TEST: 0``.
 ``MODEL.MASKFACE.MAX_SIZE_TEST``  ``MaskFaceRCNN``: longer-side cap, px (MaskFace's ``MODEL.MAX_SIZE``).
@@ -30,6 +32,8 @@ def add_maskface_config(cfg) -> None:
     if "MOBILENET_SSH" not in cfg.MODEL:
         cfg.MODEL.MOBILENET_SSH = CN()
         cfg.MODEL.MOBILENET_SSH.NORM = "FrozenBN"
+    if "STRIDE4" not in cfg.MODEL.MOBILENET_SSH:
+        cfg.MODEL.MOBILENET_SSH.STRIDE4 = False
     if "MASKFACE" not in cfg.MODEL:
         cfg.MODEL.MASKFACE = CN()
         cfg.MODEL.MASKFACE.MIN_SIZE_TEST = 800

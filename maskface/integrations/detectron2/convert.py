@@ -312,10 +312,8 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
                        m.RESIZE, m.TILE, int(m.MIN_SIZE), int(m.MAX_SIZE))
     backbone = m.BACKBONE
     _check_backbone(backbone)
-    if len(m.STRIDE4_ANCHORS):
-        raise ConversionError(f"MODEL.STRIDE4_ANCHORS {list(m.STRIDE4_ANCHORS)}: the MobileNet-SSH stride-4 level has no "
-                              "Detectron2 counterpart in this package yet; convert a model without it")
     ssh = backbone in SSH_BACKBONES
+    stride4 = ssh and len(m.STRIDE4_ANCHORS) > 0
     in_model = resize == "maskface"
     gn = m.NORM == "GN"
     mean, std = _pixel_norm(backbone)
@@ -330,14 +328,15 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
         "PIXEL_STD": std,
         "ANCHOR_GENERATOR": {
             "NAME": "MaskFaceAnchorGenerator",
-            "SIZES": _anchor_sizes(m.ANCHOR_SIZES),
+            "SIZES": _anchor_sizes(list(m.ANCHOR_SIZES) + ([list(m.STRIDE4_ANCHORS)] if stride4 else [])),
             "ASPECT_RATIOS": [[float(r) for r in m.ANCHOR_RATIOS]],
             "OFFSET": 0.5 if ssh else 0.0,
         },
         "PROPOSAL_GENERATOR": {"NAME": "RPN", "MIN_SIZE": 0},  # an int key; torchvision's 1e-3 px is the same in practice
         "RPN": {
             "HEAD_NAME": "PerLevelRPNHead" if ssh else "StandardRPNHead",
-            "IN_FEATURES": ["p3", "p4", "p5"] if ssh else ["p2", "p3", "p4", "p5", "p6"],
+            # MaskFace's level order (the stride-4 level last: its RPN head is the fourth)
+            "IN_FEATURES": ["p3", "p4", "p5"] + (["p2"] if stride4 else []) if ssh else ["p2", "p3", "p4", "p5", "p6"],
             "IOU_THRESHOLDS": [bg_iou, fg_iou],
             "IOU_LABELS": [0, -1, 1],
             "BATCH_SIZE_PER_IMAGE": 256,
@@ -353,7 +352,7 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
         "ROI_HEADS": {
             "NAME": "FaceROIHeads",
             "NUM_CLASSES": NUM_FACE_CLASSES,
-            "IN_FEATURES": ["p3", "p4", "p5"] if ssh else ["p2", "p3", "p4", "p5"],
+            "IN_FEATURES": (["p2"] if stride4 else []) + ["p3", "p4", "p5"] if ssh else ["p2", "p3", "p4", "p5"],
             "IOU_THRESHOLDS": [0.5],
             "IOU_LABELS": [0, 1],
             "BATCH_SIZE_PER_IMAGE": int(m.BOX_BATCH_SIZE_PER_IMAGE),
@@ -392,7 +391,7 @@ def maskface_to_detectron2_config(cfg, weights: str = "", resize: str = "maskfac
         model["MASKFACE"] = {"MIN_SIZE_TEST": int(m.MIN_SIZE), "MAX_SIZE_TEST": int(m.MAX_SIZE)}
     if ssh:
         model["BACKBONE"] = {"NAME": "build_mobilenet_ssh_backbone", "FREEZE_AT": 4 - min(int(m.TRAINABLE_LAYERS), 4)}
-        model["MOBILENET_SSH"] = {"NORM": m.NORM}
+        model["MOBILENET_SSH"] = {"NORM": m.NORM, "STRIDE4": stride4}
     else:
         depth = int(backbone[len("resnet"):])
         if gn:
@@ -501,7 +500,9 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
     if name == "build_mobilenet_ssh_backbone":
         backbone = "mobilenet_v1_ssh"
         norm = M.MOBILENET_SSH.NORM
-        levels_rpn = levels_roi = ["p3", "p4", "p5"]
+        stride4 = bool(M.MOBILENET_SSH.STRIDE4)
+        levels_rpn = ["p3", "p4", "p5"] + (["p2"] if stride4 else [])
+        levels_roi = (["p2"] if stride4 else []) + ["p3", "p4", "p5"]
         need(M.RPN.HEAD_NAME == "PerLevelRPNHead", f"MODEL.RPN.HEAD_NAME {M.RPN.HEAD_NAME!r}: mobilenet_v1_ssh uses PerLevelRPNHead")
         trainable = 4 - int(M.BACKBONE.FREEZE_AT)
         cfg.MODEL.FPN_CHANNELS = 64
@@ -513,6 +514,7 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
         R, F = M.RESNETS, M.FPN
         backbone = f"resnet{R.DEPTH}"
         norm = R.NORM
+        stride4 = False
         levels_rpn, levels_roi = ["p2", "p3", "p4", "p5", "p6"], ["p2", "p3", "p4", "p5"]
         need(R.DEPTH in (18, 34, 50, 101), f"MODEL.RESNETS.DEPTH {R.DEPTH}: MaskFace has ResNet-18/34/50/101")
         need(not R.STRIDE_IN_1X1, "MODEL.RESNETS.STRIDE_IN_1X1 True (MSRA ResNets): MaskFace's torchvision ResNets "
@@ -533,7 +535,7 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
             norm = combos[got]
     else:
         errors.append(f"MODEL.BACKBONE.NAME {name!r}: convertible are build_resnet_fpn_backbone and build_mobilenet_ssh_backbone")
-        backbone, norm, levels_rpn, levels_roi, trainable = "resnet50", "GN", [], [], 5
+        backbone, norm, levels_rpn, levels_roi, trainable, stride4 = "resnet50", "GN", [], [], 5, False
 
     if errors:
         raise ConversionError("this Detectron2 model has no MaskFace equivalent:\n  " + "\n  ".join(errors))
@@ -598,7 +600,8 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
     m.BACKBONE = backbone
     m.NORM = norm
     m.TRAINABLE_LAYERS = trainable
-    m.ANCHOR_SIZES = [s[0] if len(s) == 1 else s for s in sizes]
+    m.ANCHOR_SIZES = [s[0] if len(s) == 1 else s for s in sizes[: len(sizes) - stride4]]
+    m.STRIDE4_ANCHORS = list(sizes[-1]) if stride4 else []
     m.ANCHOR_RATIOS = [float(r) for r in ratios[0]]
     m.RPN_IOU_THRESHOLDS = [float(t) for t in M.RPN.IOU_THRESHOLDS]
     sizes_from = M.MASKFACE if M.META_ARCHITECTURE == "MaskFaceRCNN" else d2cfg.INPUT

@@ -6,7 +6,8 @@ registry                          name                   what
 ``BACKBONE_REGISTRY``             ``build_mobilenet_     RetinaFace's face-trained MobileNetV1-0.25 +
                                   ssh_backbone``         FPN + SSH (:mod:`maskface.modeling.
                                                          mobilenet_ssh`): ``p3``, ``p4``, ``p5``
-                                                         (strides 8, 16, 32), 64 channels
+                                                         (strides 8, 16, 32), 64 channels; with
+                                                         ``MODEL.MOBILENET_SSH.STRIDE4`` also ``p2``
 ``RPN_HEAD_REGISTRY``             ``PerLevelRPNHead``    a 1x1 objectness and a 1x1 box conv per level
                                                          (Detectron2's ``StandardRPNHead`` shares one
                                                          head across levels)
@@ -17,7 +18,9 @@ registry                          name                   what
                                                          ``DefaultAnchorGenerator``)
 ``ROI_HEADS_REGISTRY``            ``FaceROIHeads``       ``StandardROIHeads`` whose mask loss skips
                                                          faces without a mask (``gt_has_mask`` from
-                                                         :class:`~.data.FaceDatasetMapper`)
+                                                         :class:`~.data.FaceDatasetMapper`); with the
+                                                         SSH ``p2`` map, only faces under 56 px are
+                                                         pooled from it (:class:`FineROIPooler`)
 ``META_ARCH_REGISTRY``            ``MaskFaceRCNN``       ``GeneralizedRCNN`` that resizes test images
                                                          itself, exactly as MaskFace's FacePredictor
                                                          does (``MODEL.MASKFACE.*_SIZE_TEST``;
@@ -62,16 +65,18 @@ from detectron2.modeling.anchor_generator import (  # noqa: E402
 from detectron2.modeling.meta_arch import GeneralizedRCNN  # noqa: E402
 from detectron2.modeling.proposal_generator.rpn import RPN_HEAD_REGISTRY  # noqa: E402
 from detectron2.structures import ImageList  # noqa: E402
+from detectron2.modeling.poolers import ROIPooler, assign_boxes_to_levels, convert_boxes_to_pooler_format  # noqa: E402
 from detectron2.modeling.roi_heads import StandardROIHeads  # noqa: E402
 from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals  # noqa: E402
 
 from maskface.modeling.backbone import get_norm_layer  # noqa: E402
-from maskface.modeling.mobilenet_ssh import CHANNELS, SSH, MobileNetV1, RetinaFPN  # noqa: E402
+from maskface.modeling.face_rcnn import FINE_BELOW  # noqa: E402
+from maskface.modeling.mobilenet_ssh import CHANNELS, SSH, MobileNetV1, RetinaFPN, Stride4Branch  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MobileNetSSH", "build_mobilenet_ssh_backbone", "PerLevelRPNHead", "MaskFaceAnchorGenerator", "FaceROIHeads",
-           "MaskFaceRCNN"]
+__all__ = ["MobileNetSSH", "build_mobilenet_ssh_backbone", "PerLevelRPNHead", "MaskFaceAnchorGenerator", "FineROIPooler",
+           "FaceROIHeads", "MaskFaceRCNN"]
 
 SSH_FEATURES = ("p3", "p4", "p5")
 SSH_STRIDES = (8, 16, 32)
@@ -82,17 +87,19 @@ class MobileNetSSH(Backbone):
     channels at strides 8, 16, 32 for an ``(N, 3, H, W)`` input (normalised by the meta
     architecture: RetinaFace's mean, std 1, 0..255 units, RGB with ``INPUT.FORMAT: RGB``).
 
-    Its modules are MaskFace's (``body``, ``fpn``, ``ssh1..3``, same state-dict names as
-    :class:`maskface.modeling.mobilenet_ssh.MobileNetSSHBackbone`), so a converted checkpoint
+    Its modules are MaskFace's (``body``, ``fpn``, ``ssh1..3``, ``stride4``, same state-dict names
+    as :class:`maskface.modeling.mobilenet_ssh.MobileNetSSHBackbone`), so a converted checkpoint
     computes exactly what MaskFace does.
 
     Args:
         norm: ``FrozenBN``, ``BN`` or ``GN`` (MaskFace's ``get_norm_layer`` names).
         freeze_at: parts frozen from the bottom: 0 none, 1 ``stage1``, 2 also ``stage2``,
-            3 also ``stage3``, 4 everything (``MODEL.BACKBONE.FREEZE_AT``).
+            3 also ``stage3``, 4 everything (``MODEL.BACKBONE.FREEZE_AT``); the stride-4 branch
+            always trains (MaskFace's rule).
+        stride4: also ``"p2"``, the stride-4 map (``MODEL.MOBILENET_SSH.STRIDE4``).
     """
 
-    def __init__(self, norm: str = "FrozenBN", freeze_at: int = 0):
+    def __init__(self, norm: str = "FrozenBN", freeze_at: int = 0, stride4: bool = False):
         super().__init__()
         if not 0 <= freeze_at <= 4:
             raise ValueError(f"MODEL.BACKBONE.FREEZE_AT must be in [0, 4] for the MobileNet-SSH backbone, got {freeze_at}")
@@ -104,20 +111,25 @@ class MobileNetSSH(Backbone):
         for part in parts[:freeze_at]:
             for p in part.parameters():
                 p.requires_grad_(False)
-        self._out_features = list(SSH_FEATURES)
-        self._out_feature_channels = {f: CHANNELS for f in SSH_FEATURES}
-        self._out_feature_strides = dict(zip(SSH_FEATURES, SSH_STRIDES))
+        self.stride4 = Stride4Branch() if stride4 else None
+        self._out_features = list(SSH_FEATURES) + (["p2"] if stride4 else [])
+        self._out_feature_channels = {f: CHANNELS for f in self._out_features}
+        self._out_feature_strides = dict(zip(SSH_FEATURES, SSH_STRIDES), **({"p2": 4} if stride4 else {}))
 
     @property
     def size_divisibility(self) -> int:
         return 32  # as MaskFace pads (GeneralizedRCNNTransform size_divisible=32)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        f1, f2, f3 = self.fpn(self.body(x))
-        return {"p3": self.ssh1(f1), "p4": self.ssh2(f2), "p5": self.ssh3(f3)}
+        feats = self.body(x, with_stride4=self.stride4 is not None)
+        f1, f2, f3 = self.fpn(feats[:3])
+        out = {"p3": self.ssh1(f1), "p4": self.ssh2(f2), "p5": self.ssh3(f3)}
+        if self.stride4 is not None:
+            out["p2"] = self.stride4(feats[3], out["p3"])
+        return out
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {f: ShapeSpec(channels=CHANNELS, stride=s) for f, s in zip(SSH_FEATURES, SSH_STRIDES)}
+        return {f: ShapeSpec(channels=CHANNELS, stride=self._out_feature_strides[f]) for f in self._out_features}
 
 
 @BACKBONE_REGISTRY.register()
@@ -126,7 +138,8 @@ def build_mobilenet_ssh_backbone(cfg, input_shape: ShapeSpec) -> MobileNetSSH:
     ``MODEL.BACKBONE.FREEZE_AT``); 3-channel input only."""
     if input_shape.channels != 3:
         raise ValueError(f"the MobileNet-SSH backbone reads 3-channel images, got {input_shape.channels} channels")
-    return MobileNetSSH(norm=cfg.MODEL.MOBILENET_SSH.NORM, freeze_at=int(cfg.MODEL.BACKBONE.FREEZE_AT))
+    return MobileNetSSH(norm=cfg.MODEL.MOBILENET_SSH.NORM, freeze_at=int(cfg.MODEL.BACKBONE.FREEZE_AT),
+                        stride4=bool(cfg.MODEL.MOBILENET_SSH.STRIDE4))
 
 
 @RPN_HEAD_REGISTRY.register()
@@ -211,12 +224,57 @@ class MaskFaceAnchorGenerator(DefaultAnchorGenerator):
         return anchors
 
 
+class FineROIPooler(ROIPooler):
+    """``ROIPooler`` whose first (finest) map only takes boxes under ``fine_below`` px (sqrt of the
+    area); the others keep Detectron2's level rule over the coarser maps, as MaskFace's
+    :class:`~maskface.modeling.roi_heads.FineLevelMapper` does for the SSH stride-4 map."""
+
+    def __init__(self, *args, fine_below: float = FINE_BELOW, **kwargs):
+        super().__init__(*args, **kwargs)
+        if len(self.level_poolers) < 2:
+            raise ValueError("FineROIPooler needs at least two maps (the fine one first)")
+        self.fine_below = float(fine_below)
+
+    def forward(self, x: List[torch.Tensor], box_lists):
+        if len(box_lists) == 0 or len(x) != len(self.level_poolers):
+            return super().forward(x, box_lists)
+        boxes = convert_boxes_to_pooler_format(box_lists)
+        coarse = assign_boxes_to_levels(box_lists, self.min_level + 1, self.max_level, self.canonical_box_size,
+                                        self.canonical_level) + 1
+        sizes = torch.sqrt(torch.cat([b.area() for b in box_lists]))
+        levels = torch.where(sizes < self.fine_below, torch.zeros_like(coarse), coarse)
+        out = x[0].new_zeros((boxes.shape[0], x[0].shape[1], *self.output_size))
+        for level, pooler in enumerate(self.level_poolers):
+            inds = torch.nonzero(levels == level, as_tuple=True)[0]
+            out.index_put_((inds,), pooler(x[level], boxes[inds]))
+        return out
+
+
 @ROI_HEADS_REGISTRY.register()
 class FaceROIHeads(StandardROIHeads):
     """``StandardROIHeads`` for face datasets that mix masked and box-only faces (e.g. WIDER FACE):
     a face whose ``gt_has_mask`` is False (set by :class:`~.data.FaceDatasetMapper`) trains the RPN
     and the box head but gives no mask loss, as in MaskFace. Without ``gt_has_mask`` it is
-    ``StandardROIHeads``; inference is identical."""
+    ``StandardROIHeads``; inference is identical. With the MobileNet-SSH ``p2`` map first in
+    ``ROI_HEADS.IN_FEATURES`` both poolers are :class:`FineROIPooler` (MaskFace's level rule)."""
+
+    @classmethod
+    def _fine_pooler(cls, cfg, input_shape, head_cfg, ret: dict, key: str) -> dict:
+        in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
+        if cfg.MODEL.BACKBONE.NAME == "build_mobilenet_ssh_backbone" and in_features[0] == "p2":
+            ret[key] = FineROIPooler(output_size=head_cfg.POOLER_RESOLUTION,
+                                     scales=tuple(1.0 / input_shape[k].stride for k in in_features),
+                                     sampling_ratio=head_cfg.POOLER_SAMPLING_RATIO, pooler_type=head_cfg.POOLER_TYPE)
+        return ret
+
+    @classmethod
+    def _init_box_head(cls, cfg, input_shape):
+        return cls._fine_pooler(cfg, input_shape, cfg.MODEL.ROI_BOX_HEAD, super()._init_box_head(cfg, input_shape), "box_pooler")
+
+    @classmethod
+    def _init_mask_head(cls, cfg, input_shape):
+        ret = super()._init_mask_head(cfg, input_shape)
+        return cls._fine_pooler(cfg, input_shape, cfg.MODEL.ROI_MASK_HEAD, ret, "mask_pooler") if ret else ret
 
     def _forward_mask(self, features: Dict[str, torch.Tensor], instances):
         if self.training and self.mask_on:

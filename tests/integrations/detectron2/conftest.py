@@ -15,8 +15,8 @@ from d2_testing import random_maskface_model  # noqa: E402
 
 @pytest.fixture(scope="session")
 def random_models():
-    """``kind -> (cfg, model)`` for resnet, resnet_frozenbn and ssh, built once."""
-    return {k: random_maskface_model(k, seed=i) for i, k in enumerate(("resnet", "resnet_frozenbn", "ssh"))}
+    """``kind -> (cfg, model)`` for resnet, resnet_frozenbn, ssh and ssh_s4, built once."""
+    return {k: random_maskface_model(k, seed=i) for i, k in enumerate(("resnet", "resnet_frozenbn", "ssh", "ssh_s4"))}
 
 
 @pytest.fixture(scope="session")

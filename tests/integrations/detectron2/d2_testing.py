@@ -16,15 +16,16 @@ SSH_OPTS = ["MODEL.BOX_HEAD_DIM", "64", "MODEL.MASK_HEAD_DIM", "16", "MODEL.MIN_
 
 
 def maskface_cfg(kind: str, extra=()):
-    """A MaskFace config: ``resnet`` (tiny ResNet-18-FPN GN), ``resnet_frozenbn`` or ``ssh``."""
+    """A MaskFace config: ``resnet`` (tiny ResNet-18-FPN GN), ``resnet_frozenbn``, ``ssh`` or ``ssh_s4``
+    (with the stride-4 level)."""
     from pathlib import Path
 
     from maskface.config import get_cfg
 
     cfg = get_cfg()
-    if kind == "ssh":
+    if kind in ("ssh", "ssh_s4"):
         cfg.merge_from_file(str(Path(__file__).resolve().parents[3] / SSH_CONFIG))
-        cfg.merge_from_list(SSH_OPTS)
+        cfg.merge_from_list(SSH_OPTS + (["MODEL.STRIDE4_ANCHORS", "[8, 12]"] if kind == "ssh_s4" else []))
     else:
         cfg.merge_from_list(RESNET_OPTS)
         if kind == "resnet_frozenbn":

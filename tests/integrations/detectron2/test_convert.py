@@ -21,7 +21,7 @@ from maskface.integrations.detectron2.convert import (
     save_detectron2_checkpoint,
 )
 
-KINDS = ("resnet", "resnet_frozenbn", "ssh")
+KINDS = ("resnet", "resnet_frozenbn", "ssh", "ssh_s4")
 
 
 def _assert_same_state(a, b):
