@@ -58,7 +58,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NUM_CLASSES = 2  # background, face
 FEATURE_NAMES = ["0", "1", "2", "3"]  # FPN levels P2..P5 pooled by RoIAlign (backbones may name others)
-FINE_BELOW = 56.0  # px: faces under this are pooled from the MobileNet-SSH stride-4 map ("s4")
 
 
 def _anchor_sizes(sizes: Sequence[Union[float, Sequence[float]]]) -> tuple:
@@ -114,7 +113,8 @@ class FaceRCNN(GeneralizedRCNN):
         backbone: a module returning an ordered dict of feature maps with an ``out_channels``
             attribute, e.g. from :func:`maskface.modeling.backbone.build_backbone`: five maps
             (``"0"``..``"3"``, ``"pool"``) for the FPN backbones, three for ``mobilenet_v1_ssh``.
-            RoIAlign pools from ``backbone.roi_feature_names`` when it has one, else ``"0"``..``"3"``.
+            RoIAlign pools from ``backbone.roi_feature_names`` when it has one, else ``"0"``..``"3"``;
+            a backbone's ``roi_fine_below`` (px) keeps its first map for faces under that size.
         anchor_sizes: one entry per feature map (a size, or a list of sizes), in pixels of the
             resized image. 16 px anchors on the stride-4 level reach ~10 px faces (the RPN
             always assigns each face its best anchor).
@@ -188,18 +188,9 @@ class FaceRCNN(GeneralizedRCNN):
         bg_iou, fg_iou = (float(t) for t in rpn_iou_thresholds)
         if not 0 < bg_iou <= fg_iou < 1:
             raise ValueError(f"rpn_iou_thresholds must be (background, face) with 0 < bg <= fg < 1, got {tuple(rpn_iou_thresholds)}")
-        level_channels = list(getattr(backbone, "level_channels", [out_ch] * len(sizes)))
-        if len(level_channels) != len(sizes):
-            raise ValueError(f"anchor_sizes has {len(sizes)} levels but the backbone gives {len(level_channels)} feature maps")
-        if rpn_per_level:
-            head = PerLevelRPNHead(level_channels, num_anchors[0], len(sizes))
-        elif len(set(level_channels)) == 1:
-            head = RPNHead(out_ch, num_anchors[0])
-        else:
-            raise ValueError(f"a shared RPN head needs equal channels on every level, got {level_channels}")
+        head = PerLevelRPNHead(out_ch, num_anchors[0], len(sizes)) if rpn_per_level else RPNHead(out_ch, num_anchors[0])
         feature_names = list(getattr(backbone, "roi_feature_names", FEATURE_NAMES))
-        # a stride-4 map added to the MobileNet-SSH pyramid pools only faces under 56 px
-        fine_below = FINE_BELOW if feature_names[0] == "s4" else 0.0
+        fine_below = float(getattr(backbone, "roi_fine_below", 0.0))  # a finer map only for small faces
         rpn = FaceRPN(
             anchor_gen,
             head,

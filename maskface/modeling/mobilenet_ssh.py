@@ -38,11 +38,11 @@ RPN from RetinaFace's heads (exact, not approximate):
 from __future__ import annotations
 
 import hashlib
-import math
 import logging
+import math
 import os
 from collections import OrderedDict
-from typing import Callable, Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,7 @@ KNOWN_WEIGHTS = {
 LEAKY = 0.1
 CHANNELS = 64  # FPN / SSH width of the public file
 STRIDE4_BLOCK = 3  # index in body.stage1 of the last block at stride 4 (32 channels)
+FINE_BELOW = 56.0  # px: RoIAlign pools faces under this from the stride-4 map, when there is one
 
 
 def _conv_norm(cin: int, cout: int, k: int, stride: int, norm: Callable[[int], nn.Module], act: bool, groups: int = 1):
@@ -104,14 +105,11 @@ class MobileNetV1(nn.Module):
 
     def forward(self, x: Tensor, with_stride4: bool = False) -> List[Tensor]:
         """Maps of strides 8, 16, 32; with ``with_stride4`` the stride-4 map (32 ch) is appended."""
-        c2 = x
+        c3 = x
         for i, block in enumerate(self.stage1):
-            c2 = block(c2)
-            if i == STRIDE4_BLOCK:
-                break
-        c3 = c2
-        for block in list(self.stage1)[STRIDE4_BLOCK + 1:]:
             c3 = block(c3)
+            if i == STRIDE4_BLOCK:
+                c2 = c3
         c4 = self.stage2(c3)
         out = [c3, c4, self.stage3(c4)]
         return out + [c2] if with_stride4 else out
@@ -187,6 +185,17 @@ class Stride4Branch(nn.Module):
         return self.blocks(F.leaky_relu(x, LEAKY))
 
 
+def ssh_pyramid(m: nn.Module, x: Tensor) -> List[Tensor]:
+    """The pyramid of a module holding ``body``, ``fpn``, ``ssh1..3`` and ``stride4`` (a
+    :class:`Stride4Branch` or None): maps of strides 8, 16, 32 and, with the branch, 4, in that
+    order. Shared by :class:`MobileNetSSHBackbone` and the Detectron2 backbone, which only name
+    the maps differently."""
+    feats = m.body(x, with_stride4=m.stride4 is not None)
+    f1, f2, f3 = m.fpn(feats[:3])
+    out = [m.ssh1(f1), m.ssh2(f2), m.ssh3(f3)]
+    return out + [m.stride4(feats[3], out[0])] if m.stride4 is not None else out
+
+
 class MobileNetSSHBackbone(nn.Module):
     """MobileNetV1-0.25 -> FPN -> SSH: three 64-channel maps at strides 8, 16, 32.
 
@@ -199,10 +208,12 @@ class MobileNetSSHBackbone(nn.Module):
         stride4: add the stride-4 level ``"s4"`` (:class:`Stride4Branch`), last in the output.
 
     Attributes:
-        out_channels: 64.
-        level_channels: channels of every output map, in order (64 each).
+        out_channels: 64 (every map).
         roi_feature_names: the map names RoIAlign pools from, finest first (``"s4"`` first when
             there is one: the output dict keeps it last, after the RetinaFace levels).
+        roi_fine_below: px; RoIAlign pools faces under it from the first map only (the stride-4
+            one, :data:`FINE_BELOW`), every larger face from the level it has without that map;
+            0 without a stride-4 map.
         anchor_sizes: the anchor sizes matching the RetinaFace heads, per level.
     """
 
@@ -218,22 +229,15 @@ class MobileNetSSHBackbone(nn.Module):
         self.fpn = RetinaFPN((64, 128, 256), CHANNELS, norm)
         self.ssh1, self.ssh2, self.ssh3 = SSH(CHANNELS, norm), SSH(CHANNELS, norm), SSH(CHANNELS, norm)
         self.stride4 = Stride4Branch() if stride4 else None
-        self.level_channels = [CHANNELS] * (4 if stride4 else 3)
-        # RoIAlign pools faces under 56 px from the stride-4 map when there is one (the pooler reads
-        # the maps in this order, finest first; face_rcnn.FINE_BELOW)
-        self.roi_feature_names = (["s4"] if stride4 else []) + ["0", "1", "2"]
+        self.roi_feature_names = (["s4"] if stride4 else []) + ["0", "1", "2"]  # finest first
+        self.roi_fine_below = FINE_BELOW if stride4 else 0.0
         frozen = [self.body.stage1, self.body.stage2, self.body.stage3, nn.ModuleList([self.fpn, self.ssh1, self.ssh2, self.ssh3])]
         for m in frozen[: 4 - trainable_layers]:
             for p in m.parameters():
                 p.requires_grad_(False)
 
     def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
-        feats = self.body(x, with_stride4=self.stride4 is not None)
-        f1, f2, f3 = self.fpn(feats[:3])
-        out = OrderedDict([("0", self.ssh1(f1)), ("1", self.ssh2(f2)), ("2", self.ssh3(f3))])
-        if self.stride4 is not None:
-            out["s4"] = self.stride4(feats[3], out["0"])
-        return out
+        return OrderedDict(zip(["0", "1", "2", "s4"], ssh_pyramid(self, x)))
 
 
 class PerLevelRPNHead(nn.Module):
@@ -241,7 +245,7 @@ class PerLevelRPNHead(nn.Module):
     layout; torchvision's :class:`RPNHead` shares one head across levels).
 
     Args:
-        in_channels: channels of every feature map, or one number per level.
+        in_channels: channels of every feature map.
         num_anchors: anchors per location (the same on every level).
         num_levels: number of feature maps.
 
@@ -249,13 +253,10 @@ class PerLevelRPNHead(nn.Module):
     (N, A, H, W) and box deltas (N, 4A, H, W) in torchvision's RPN encoding, per level.
     """
 
-    def __init__(self, in_channels: Union[int, Sequence[int]], num_anchors: int, num_levels: int):
+    def __init__(self, in_channels: int, num_anchors: int, num_levels: int):
         super().__init__()
-        chans = [int(in_channels)] * num_levels if isinstance(in_channels, int) else [int(c) for c in in_channels]
-        if len(chans) != num_levels:
-            raise ValueError(f"in_channels: expected one number or {num_levels} (one per level), got {list(in_channels)}")
-        self.cls_logits = nn.ModuleList(nn.Conv2d(c, num_anchors, 1) for c in chans)
-        self.bbox_pred = nn.ModuleList(nn.Conv2d(c, 4 * num_anchors, 1) for c in chans)
+        self.cls_logits = nn.ModuleList(nn.Conv2d(in_channels, num_anchors, 1) for _ in range(num_levels))
+        self.bbox_pred = nn.ModuleList(nn.Conv2d(in_channels, 4 * num_anchors, 1) for _ in range(num_levels))
         for conv in list(self.cls_logits) + list(self.bbox_pred):
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.constant_(conv.bias, 0)

@@ -600,7 +600,8 @@ def detectron2_to_maskface_config(d2cfg, base=None) -> Tuple[Any, Dict[str, Any]
     m.BACKBONE = backbone
     m.NORM = norm
     m.TRAINABLE_LAYERS = trainable
-    m.ANCHOR_SIZES = [s[0] if len(s) == 1 else s for s in sizes[: len(sizes) - stride4]]
+    base_sizes = sizes[:-1] if stride4 else sizes  # the stride-4 level is the last RPN level
+    m.ANCHOR_SIZES = [s[0] if len(s) == 1 else s for s in base_sizes]
     m.STRIDE4_ANCHORS = list(sizes[-1]) if stride4 else []
     m.ANCHOR_RATIOS = [float(r) for r in ratios[0]]
     m.RPN_IOU_THRESHOLDS = [float(t) for t in M.RPN.IOU_THRESHOLDS]

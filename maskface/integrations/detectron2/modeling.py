@@ -70,8 +70,15 @@ from detectron2.modeling.roi_heads import StandardROIHeads  # noqa: E402
 from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals  # noqa: E402
 
 from maskface.modeling.backbone import get_norm_layer  # noqa: E402
-from maskface.modeling.face_rcnn import FINE_BELOW  # noqa: E402
-from maskface.modeling.mobilenet_ssh import CHANNELS, SSH, MobileNetV1, RetinaFPN, Stride4Branch  # noqa: E402
+from maskface.modeling.mobilenet_ssh import (  # noqa: E402
+    CHANNELS,
+    FINE_BELOW,
+    SSH,
+    MobileNetV1,
+    RetinaFPN,
+    Stride4Branch,
+    ssh_pyramid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +128,7 @@ class MobileNetSSH(Backbone):
         return 32  # as MaskFace pads (GeneralizedRCNNTransform size_divisible=32)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        feats = self.body(x, with_stride4=self.stride4 is not None)
-        f1, f2, f3 = self.fpn(feats[:3])
-        out = {"p3": self.ssh1(f1), "p4": self.ssh2(f2), "p5": self.ssh3(f3)}
-        if self.stride4 is not None:
-            out["p2"] = self.stride4(feats[3], out["p3"])
-        return out
+        return dict(zip(self._out_features, ssh_pyramid(self, x)))
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
         return {f: ShapeSpec(channels=CHANNELS, stride=self._out_feature_strides[f]) for f in self._out_features}
