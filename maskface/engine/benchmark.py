@@ -317,7 +317,8 @@ def benchmark_pipeline(predictor, image_rgb: np.ndarray, *, batch: int = 1, iter
 
 def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = None, weights: Optional[str] = None,
                          device: Any = "cpu", opts: Optional[Sequence[str]] = None):
-    """The attribute net to benchmark -> ``(net in eval mode on device, frozen cfg, description)``.
+    """The attribute net to benchmark -> ``(net in eval mode on device, frozen cfg, description)``;
+    the net as the predictor runs it (``optimize_for_inference``: norms folded, channels-last).
 
     * ``config`` (+ optional ``weights``; none = random init, speed does not depend on it);
     * ``weights`` alone: a trainer checkpoint with its config stored inside;
@@ -341,7 +342,7 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
     elif config is None:
         if opts:
             raise ValueError("config overrides need the attribute config too (a checkpoint alone has its own)")
-        net, cfg = load_attribute_net(str(weights), device)
+        net, cfg = load_attribute_net(str(weights), device, fast=True)
         return net, cfg, f"{weights} (stored config)"
     else:
         what = str(config)
@@ -356,7 +357,7 @@ def load_attribute_stage(model: Optional[str] = None, config: Optional[str] = No
         load_model_weights(net, data.get("model", data), source=str(weights))
     else:
         what += " (random init)"
-    return net.to(device).eval(), cfg, what
+    return net.to(device).eval().optimize_for_inference(), cfg, what
 
 
 def benchmark_attribute_stage(net: torch.nn.Module, image_rgb: np.ndarray, device: Any = "cpu", *, batch: int = 1,

@@ -513,7 +513,7 @@ def run_attributes(args: argparse.Namespace) -> int:
         from maskface.config import get_attr_cfg, setup_cfg
 
         cfg = setup_cfg(get_attr_cfg(), args.config)
-    model, _ = load_attribute_net(args.weights, device, cfg=cfg)
+    model, _ = load_attribute_net(args.weights, device, cfg=cfg, fast=True)
     if args.no_flip:
         model.flip_test = False
     logger.info("Mirrored read (TEST.FLIP): %s", "on" if model.flip_test else "off")

@@ -245,7 +245,8 @@ class FacePredictor:
             if not detectron2:
                 self.detector = load_detector(self.cfg, str(detector_weights), self.device, fast=True)
             if attribute_weights is not None:
-                self.attribute_net = load_attribute_net(str(attribute_weights), self.device, cfg=self.attr_cfg)[0]
+                self.attribute_net = load_attribute_net(str(attribute_weights), self.device, cfg=self.attr_cfg,
+                                                        fast=True)[0]
         self.score_thresh = float(self.cfg.MODEL.SCORE_THRESH)
         self.mask_thresh = float(self.cfg.MODEL.MASK_THRESH)
         self.max_size = int(self.cfg.MODEL.MAX_SIZE)

@@ -80,6 +80,12 @@ class AttributeEnsemble(nn.Module):
         for m in self.members:
             m.flip_test = bool(value)
 
+    def optimize_for_inference(self) -> "AttributeEnsemble":
+        """:meth:`AttributeNet.optimize_for_inference` on every member (inference only). Returns ``self``."""
+        for m in self.members:
+            m.optimize_for_inference()
+        return self
+
     def forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Normalised crops ``(N, 3, S, S)``, ``S`` = ``crop_kwargs["size"]`` -> the outputs of
         :meth:`AttributeNet.forward`, averaged over the members (probabilities averaged, logits
@@ -131,12 +137,15 @@ def member_configs(cfg) -> List:
     return out
 
 
-def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu", cfg: Optional["CfgNode"] = None) -> Tuple[nn.Module, "CfgNode"]:
+def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu", cfg: Optional["CfgNode"] = None,
+                       fast: bool = False) -> Tuple[nn.Module, "CfgNode"]:
     """Rebuild an attribute net (or ensemble) from a checkpoint written by the attribute trainer
     or ``tools/make_ensemble.py``.
 
     The architecture comes from the config stored in the checkpoint (or ``cfg`` when given: needed
-    for weights stored without one, such as the model zoo's).
+    for weights stored without one, such as the model zoo's). ``fast``: ``optimize_for_inference``
+    (batch norms folded, channels-last; the same outputs to ~1e-5, for inference only: the
+    predictor, evaluation and benchmarks).
     Returns ``(model in eval mode on device, frozen config)``.
     """
     import yaml
@@ -153,4 +162,5 @@ def load_attribute_net(path: str, device: Union[str, torch.device] = "cpu", cfg:
         cfg.freeze()
     model = build_attribute_model(cfg)
     load_model_weights(model, data.get("model", data), source=path)
-    return model.to(device).eval(), cfg
+    model = model.to(device).eval()
+    return (model.optimize_for_inference() if fast else model), cfg

@@ -97,6 +97,7 @@ class AttributeNet(nn.Module):
         self.crop_kwargs = {"size": int(crop_size), "margin": float(crop_margin), "dilate": int(mask_dilate),
                             "feather": float(mask_feather), "ellipse_union": bool(mask_ellipse_union)}
         self.flip_test = bool(flip_test)
+        self._channels_last = False  # set by optimize_for_inference: crops then go in channels-last too
 
     @classmethod
     def from_config(cls, cfg) -> "AttributeNet":
@@ -145,7 +146,23 @@ class AttributeNet(nn.Module):
         return average_outputs([{k: v if k == "age_values" and v.dim() == 1 else v[rows] for k, v in out.items()}
                                 for rows in (slice(0, n), slice(n, None))])
 
+    def optimize_for_inference(self) -> "AttributeNet":
+        """Fold the eval-mode batch norms into their convs
+        (:func:`~maskface.modeling.fusion.fold_frozen_norms`) and keep weights and feature maps
+        channels-last (oneDNN's fast CPU layout), in place; the outputs are the same to ~1e-5.
+        Inference only: the folded net has no norms left to train or to save. Returns ``self``."""
+        from maskface.modeling.fusion import fold_frozen_norms
+
+        if self.training:
+            raise RuntimeError("optimize_for_inference: call model.eval() first (training needs the norms)")
+        fold_frozen_norms(self)
+        self.to(memory_format=torch.channels_last)
+        self._channels_last = True
+        return self
+
     def _forward(self, crops: torch.Tensor) -> Dict[str, torch.Tensor]:
+        if self._channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
         features = self.trunk(crops)
         out = self.age_head(features)
         out.update(age_summary(out["age_values"], out["age_probs"]))

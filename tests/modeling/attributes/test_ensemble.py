@@ -100,3 +100,40 @@ def test_build_from_config_files(tmp_path, monkeypatch):
     (tmp_path / "nested.yaml").write_text("MODEL:\n  ENSEMBLE: [ensemble.yaml]\n", encoding="utf-8")
     with pytest.raises(ValueError, match="itself an ensemble"):
         build_attribute_model(setup_cfg(get_attr_cfg(), str(tmp_path / "nested.yaml")))
+
+
+def _with_random_norm_stats(net: AttributeNet, seed: int) -> AttributeNet:
+    """Batch norms with non-trivial statistics and affine terms, so folding them changes the convs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return net
+
+
+@pytest.mark.parametrize("trunk", ["resnet", "depthwise"])
+def test_optimize_for_inference_keeps_the_outputs(trunk):
+    def net(size, dilate, seed):
+        torch.manual_seed(seed)
+        return _with_random_norm_stats(AttributeNet(trunk=trunk, width=4, head_dim=16, crop_size=size, crop_margin=0.2,
+                                                    mask_dilate=dilate, flip_test=True), seed).eval()
+
+    ens = AttributeEnsemble([net(32, 4, 0), net(24, 3, 1)]).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = ens(x)
+        fast = ens.optimize_for_inference()
+        out = fast(x)
+    assert fast is ens
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ens.modules())  # every norm folded
+    conv = next(m for m in ens.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for name in ("age", "age_std", "gender_probs", "emotion_probs", "age_group_probs"):
+        assert torch.allclose(out[name], ref[name], atol=1e-4), name
+    with pytest.raises(RuntimeError, match="eval"):
+        net(24, 3, 2).train().optimize_for_inference()
