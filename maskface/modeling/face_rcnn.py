@@ -238,12 +238,9 @@ class FaceRCNN(GeneralizedRCNN):
         """Fold frozen batch norms into their convs (:func:`~maskface.modeling.fusion.fold_frozen_norms`)
         and keep weights and feature maps channels-last (oneDNN's fast layout for the depthwise and
         small convs of the MobileNet backbone), in place; inference only. Returns ``self``."""
-        from maskface.modeling.fusion import fold_frozen_norms
+        from maskface.modeling.fusion import prepare_for_inference
 
-        if self.training:
-            raise RuntimeError("optimize_for_inference: call model.eval() first (training needs the norms)")
-        fold_frozen_norms(self)
-        self.to(memory_format=torch.channels_last)
+        prepare_for_inference(self)
         self._channels_last = True
         return self
 

@@ -56,3 +56,13 @@ def fold_frozen_norms(model: nn.Module) -> int:
             folded += 1
     logger.debug("Folded %d conv + frozen-norm pairs", folded)
     return folded
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """The shared step of the models' ``optimize_for_inference``: fold the frozen / eval-mode
+    norms (:func:`fold_frozen_norms`) and keep weights channels-last (oneDNN's fast CPU layout),
+    in place. Raises if ``model`` is in training mode (training needs the norms). Returns it."""
+    if model.training:
+        raise RuntimeError("optimize_for_inference: call model.eval() first (training needs the norms)")
+    fold_frozen_norms(model)
+    return model.to(memory_format=torch.channels_last)

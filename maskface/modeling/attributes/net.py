@@ -151,12 +151,9 @@ class AttributeNet(nn.Module):
         (:func:`~maskface.modeling.fusion.fold_frozen_norms`) and keep weights and feature maps
         channels-last (oneDNN's fast CPU layout), in place; the outputs are the same to ~1e-5.
         Inference only: the folded net has no norms left to train or to save. Returns ``self``."""
-        from maskface.modeling.fusion import fold_frozen_norms
+        from maskface.modeling.fusion import prepare_for_inference
 
-        if self.training:
-            raise RuntimeError("optimize_for_inference: call model.eval() first (training needs the norms)")
-        fold_frozen_norms(self)
-        self.to(memory_format=torch.channels_last)
+        prepare_for_inference(self)
         self._channels_last = True
         return self
 
