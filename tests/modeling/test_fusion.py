@@ -10,6 +10,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from maskface.config import get_cfg
 from maskface.modeling.face_rcnn import build_face_rcnn
 from maskface.modeling.fusion import fold_frozen_norms
+from norm_testing import set_random_norm_stats
 
 
 def _lite(opts=()):
@@ -17,14 +18,7 @@ def _lite(opts=()):
     cfg.merge_from_file("configs/maskface_MV1_SSH_lite.yaml")
     cfg.merge_from_list(["MODEL.MIN_SIZE", "96", "MODEL.MAX_SIZE", "128", *opts])
     torch.manual_seed(0)
-    model = build_face_rcnn(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():  # non-trivial frozen statistics, as in the trained file
-        if isinstance(m, FrozenBatchNorm2d):
-            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    model = set_random_norm_stats(build_face_rcnn(cfg).eval(), seed=1)  # as in the trained file
     model.roi_heads.score_thresh = 0.0
     return model
 

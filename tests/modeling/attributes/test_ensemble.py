@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from maskface.config import get_attr_cfg, setup_cfg
 from maskface.modeling.attributes import AttributeEnsemble, AttributeNet, build_attribute_model
 from maskface.modeling.attributes.heads import age_summary
+from norm_testing import set_random_norm_stats
 
 
 def _net(size: int, dilate: int, seed: int, **kw) -> AttributeNet:
@@ -102,26 +103,13 @@ def test_build_from_config_files(tmp_path, monkeypatch):
         build_attribute_model(setup_cfg(get_attr_cfg(), str(tmp_path / "nested.yaml")))
 
 
-def _with_random_norm_stats(net: AttributeNet, seed: int) -> AttributeNet:
-    """Batch norms with non-trivial statistics and affine terms, so folding them changes the convs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-    return net
-
-
 @pytest.mark.parametrize("trunk", ["resnet", "depthwise"])
 def test_optimize_for_inference_keeps_the_outputs(trunk):
     def net(size, dilate, seed):
         torch.manual_seed(seed)
-        return _with_random_norm_stats(AttributeNet(trunk=trunk, width=4, head_dim=16, crop_size=size, crop_margin=0.2,
-                                                    mask_dilate=dilate, flip_test=True), seed).eval()
+        net = AttributeNet(trunk=trunk, width=4, head_dim=16, crop_size=size, crop_margin=0.2, mask_dilate=dilate,
+                           flip_test=True)
+        return set_random_norm_stats(net, seed).eval()
 
     ens = AttributeEnsemble([net(32, 4, 0), net(24, 3, 1)]).eval()
     x = torch.randn(3, 3, 32, 32)
