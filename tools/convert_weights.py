@@ -11,7 +11,7 @@ Examples:
         --weights runs/r50/model_final.pth --output out/d2_r50 --format pkl --check photos/*.jpg
 
     # RetinaFace's public MobileNet-0.25 file as the starting point of a Detectron2 training run
-    python tools/convert_weights.py --to detectron2 --config-file configs/maskface_MV1_SSH_lite.yaml \
+    python tools/convert_weights.py --to detectron2 --config-file configs/maskface_MV1_SSH_lite.yaml \\
         --weights ../shared/weights/retinaface_mobilenet0.25_wider.pth --output out/d2_retinaface
 
     # a Detectron2 training run (tools/train_detectron2.py) -> MaskFace

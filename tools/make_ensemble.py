@@ -21,13 +21,13 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 EXAMPLES = """examples:
-  # the shipped maskface-lite ensemble: a 96 px and a 64 px net, in the config's order
+  # the shipped maskface-lite ensemble: a 128 px and a 64 px net, in the config's order
   python tools/make_ensemble.py --config-file configs/attributes/maskface_lite_ensemble.yaml \\
-      --weights runs/ctx96_aug/model_best.pth runs/ctx_aug/model_best.pth \\
+      --weights runs/attr_s9_128/model_final.pth runs/attr_s8_64/model_best.pth \\
       --output runs/ensemble.pth
 
   # then measure it on the validation crops
-  python tools/evaluate.py attributes --weights runs/ensemble.pth --cache attr_cache_s96/val.pt
+  python tools/evaluate.py attributes --weights runs/ensemble.pth --cache attr_cache_s9/val.pt
 """
 
 

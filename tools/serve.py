@@ -10,7 +10,7 @@ Examples:
     python tools/serve.py --runtime onnxruntime --onnx-dir deploy/maskface-lite --threads 2
     curl -F file=@photo.jpg http://127.0.0.1:8000/api/v1/analyze
     curl -F file=@clip.mp4 -F every_n_frames=5 "http://127.0.0.1:8000/api/v1/analyze?vis=1"
-    curl -F file=@photo.jpg -F anonymize=blur http://127.0.0.1:8000/api/v1/analyze \
+    curl -F file=@photo.jpg -F anonymize=blur http://127.0.0.1:8000/api/v1/analyze \\
         | jq -r .anonymized.data | base64 -d > photo.anonymized.jpg
     python tools/serve.py --score-thresh 0.3    # anonymising: a missed face is worse than a blurred non-face
     python tools/serve.py --runtime onnxruntime --threads 2 --attributes-every 5   # live camera on 2 CPU cores

@@ -42,14 +42,14 @@ EXAMPLES = """examples:
 
   # a lent GPU for a few minutes: build the caches here on CPU first (prints their size and the
   # device memory they take), then on the GPU train for 10 minutes from the caches alone
-  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96_gpu.yaml \
+  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96_gpu.yaml \\
       --cache-dir attr_cache_gpu --prepare-only DATASETS.TRAIN "[...]" DATASETS.TEST "[...]"
-  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96_gpu.yaml \
+  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96_gpu.yaml \\
       --cache-dir attr_cache_gpu --device cuda --time-budget 10
   # (tools/attribute_gpu_run.sh holds both steps; a cut run goes on with --resume --time-budget 5)
 
   # faces/s of training fed by the device-resident path vs a DataLoader, 10 timed iterations
-  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96.yaml \
+  python tools/train_attributes.py --config-file configs/attributes/attr_resnet_ctx96.yaml \\
       --cache-dir attr_cache_gpu --device cpu --benchmark-input 10 SOLVER.IMS_PER_BATCH 128
 
   # parameters and CPU/GPU speed of every trunk (no data needed)
