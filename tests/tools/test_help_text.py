@@ -25,9 +25,8 @@ def swallowed_continuations(path: Path):
         prefix = tok.string[: len(tok.string) - len(tok.string.lstrip("bBrRuUfF"))]
         if "r" in prefix.lower():
             continue
-        opening = prefix + tok.string[len(prefix):len(prefix) + 3].rstrip("\\")
         for offset, line in enumerate(tok.string.split("\n")[:-1]):
-            if offset == 0 and line == opening + "\\":
+            if offset == 0 and line[len(prefix):] in ('"""\\', "'''\\"):
                 continue  # '"""\\' right after the quotes: the usual way to skip the first newline
             trailing = len(line) - len(line.rstrip("\\"))
             if trailing % 2 == 1:
